@@ -1,0 +1,346 @@
+"""The Python API behind the CLI: ``run``, ``plan``, ``predict``, ``evaluate``.
+
+The click commands parse arguments and print; everything they do is here, callable from
+Python with the same behaviour.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from visiontl import env, log
+from visiontl.config.loader import load_recipe, recipe_to_dict, validate_recipe
+from visiontl.config.schema import Recipe
+from visiontl.contracts import (
+    BuildRequest,
+    BuiltModel,
+    LayerGroup,
+    Preprocessing,
+    TrainJob,
+    TrainResult,
+)
+from visiontl.errors import PluginError, RunError, VisiontlError
+from visiontl.freeze.plan import Plan, build_plan
+from visiontl.ids import parse_model_id, suggest
+from visiontl.plugin_manager import Plugins, get_plugins
+from visiontl.tasks.base import DataInfo, TaskAdapter
+
+
+@dataclass
+class Prepared:
+    """A recipe resolved down to a model, its groups and a plan (what ``--dry-run`` shows)."""
+
+    recipe: Recipe
+    task: TaskAdapter
+    info: DataInfo
+    built: BuiltModel
+    groups: list[LayerGroup]
+    plan: Plan
+    data_root: Path
+
+
+@dataclass
+class RunOutcome:
+    """What ``run`` returns: the run directory, the trainer's result and the summary."""
+
+    run_dir: Path
+    result: TrainResult
+    summary: dict[str, Any]
+
+
+def tasks(plugins: Plugins) -> dict[str, TaskAdapter]:
+    """Every task the installed plugins define, by name."""
+    out: dict[str, TaskAdapter] = {}
+    for contributed in plugins.hook.visiontl_tasks():
+        for task in contributed or []:
+            if task.name in out:
+                raise PluginError(f"Two plugins define the task '{task.name}'.", fix="disable one with VISIONTL_DISABLE_PLUGINS")
+            out[task.name] = task
+    return out
+
+
+def resolve_task(plugins: Plugins, name: str) -> TaskAdapter:
+    """The task adapter for ``name``, or an error with did-you-mean."""
+    known = tasks(plugins)
+    if name in known:
+        return known[name]
+    close = suggest(name, known, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise PluginError(
+        f"Unknown task '{name}'.{hint} Installed tasks: {', '.join(sorted(known))}.",
+        fix="set task to one of them, or install the plugin that provides it (see: visiontl plugins)",
+    )
+
+
+def build_model(plugins: Plugins, recipe: Recipe, class_names: list[str], data_root: Path, *, fresh: bool = False) -> BuiltModel:
+    """Ask the family's plugin to build the recipe's model.
+
+    Args:
+        fresh: build without any pretrained or file weights (a checkpoint will replace them).
+    """
+    from visiontl.weights import resolve_weights_path
+
+    model_id = parse_model_id(recipe.model.id)
+    plugins.require_family(model_id.family)
+    weights = None
+    if recipe.model.weights and not fresh:
+        weights = resolve_weights_path(recipe.model.weights, data_root)
+    request = BuildRequest(
+        model_id=model_id,
+        task=recipe.task,
+        num_classes=len(class_names),
+        pretrained=recipe.model.pretrained and not fresh and weights is None,
+        weights=weights,
+        options=dict(recipe.model.options),
+        class_names=tuple(class_names),
+    )
+    built = plugins.hook.visiontl_build(request=request)
+    if built is None:
+        raise PluginError(f"No plugin built '{model_id}' for task '{recipe.task}'.", fix="see: visiontl plugins")
+    return built
+
+
+def layer_groups(plugins: Plugins, built: BuiltModel) -> list[LayerGroup]:
+    """The model's layer groups from its plugin, checked to cover every parameter once."""
+    from visiontl.freeze.apply import check_groups
+
+    groups = plugins.hook.visiontl_freeze(built=built)
+    if not groups:
+        raise PluginError(f"The plugin for '{built.model_id.family}' described no layer groups for '{built.model_id}'.")
+    check_groups(built.model, groups)
+    return list(groups)
+
+
+def prepare(recipe: Recipe, plugins: Plugins | None = None, data_root: Path | None = None, *, fresh: bool = False) -> Prepared:
+    """Resolve a recipe to task, data, model, groups and plan (no training)."""
+    from visiontl.freeze.apply import group_param_counts
+
+    plugins = plugins or get_plugins()
+    data_root = data_root or env.data_root()
+    task = resolve_task(plugins, recipe.task)
+    parse_model_id(recipe.model.id)
+    plugins.require_family(parse_model_id(recipe.model.id).family)
+    info = task.inspect(recipe, data_root)
+    built = build_model(plugins, recipe, info.class_names, data_root, fresh=fresh)
+    groups = layer_groups(plugins, built)
+    plan = build_plan(groups, recipe.strategy, recipe.optimizer.lr, recipe.train.epochs, group_param_counts(built.model, groups))
+    return Prepared(recipe, task, info, built, groups, plan, data_root)
+
+
+def _fire(plugins: Plugins) -> Any:
+    def fire(name: str, **kwargs: Any) -> None:
+        getattr(plugins.hook, name)(**kwargs)
+
+    return fire
+
+
+def run(
+    recipe: str | Path | Recipe,
+    overrides: list[str] | None = None,
+    *,
+    plugins: Plugins | None = None,
+    data_root: Path | None = None,
+) -> RunOutcome:
+    """Train a recipe end to end and write its run directory.
+
+    Args:
+        recipe: a recipe file or a validated :class:`Recipe`.
+        overrides: ``a.b=value`` strings applied to a recipe file.
+        plugins: a plugin manager (default: the process-wide one).
+        data_root: root of relative data paths (default: ``$VISIONTL_DATA_DIR`` or ``./data``).
+
+    Returns:
+        :class:`RunOutcome` with the run directory and summary.
+
+    Example:
+        >>> outcome = run("recipes/quickstart.yaml", ["train.epochs=1"])  # doctest: +SKIP
+        >>> outcome.summary["best"]["accuracy"]  # doctest: +SKIP
+    """
+    import yaml
+
+    from visiontl.runs.layout import RunDir
+
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe, overrides)
+    plugins = plugins or get_plugins()
+    prepared = prepare(recipe, plugins, data_root)
+    name = recipe.output.name or parse_model_id(recipe.model.id).name
+    run_dir = RunDir.create(Path(recipe.output.dir), recipe.task, name)
+    run_dir.write_text("recipe.yaml", yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False))
+    return _train(prepared, plugins, run_dir, resume_from=None)
+
+
+def resume(run_path: str | Path, *, plugins: Plugins | None = None, data_root: Path | None = None) -> RunOutcome:
+    """Continue an interrupted run from its ``last.pt``, in the same directory."""
+    import yaml
+
+    from visiontl.runs.layout import RunDir
+    from visiontl.train.checkpoint import load_checkpoint
+
+    run_dir = RunDir.open(Path(run_path))
+    if not run_dir.last.is_file():
+        raise RunError(f"Run '{run_path}' has no checkpoints/last.pt to resume from.", fix="start it again with: visiontl run RECIPE")
+    recipe = validate_recipe(yaml.safe_load((run_dir.path / "recipe.yaml").read_text()), f"'{run_dir.path / 'recipe.yaml'}'")
+    plugins = plugins or get_plugins()
+    prepared = prepare(recipe, plugins, data_root, fresh=True)
+    from visiontl.contracts import WeightsReport
+
+    saved = load_checkpoint(run_dir.last).get("weights")
+    if saved:
+        prepared.built.weights = WeightsReport(**saved)
+    return _train(prepared, plugins, run_dir, resume_from=run_dir.last)
+
+
+def _train(prepared: Prepared, plugins: Plugins, run_dir: Any, resume_from: Path | None) -> RunOutcome:
+    from visiontl.runs.plots import plot_curves
+    from visiontl.runs.report import build_summary, write_report
+
+    run_dir.write_json("plan.json", prepared.plan.to_dict())
+    run_dir.write_text("plan.txt", prepared.plan.table() + "\n")
+    for path, reason in prepared.info.skipped.items():
+        log.warning(f"skipped {path}: {reason}")
+    job = TrainJob(
+        recipe=prepared.recipe,
+        built=prepared.built,
+        groups=prepared.groups,
+        plan=prepared.plan,
+        task=prepared.task,
+        data_info=prepared.info,
+        run=run_dir,
+        data_root=prepared.data_root,
+        resume_from=resume_from,
+        fire=_fire(plugins),
+    )
+    started = dt.datetime.now().astimezone()
+    with _threads(prepared.recipe.train.threads):
+        result = plugins.hook.visiontl_train(job=job)
+    if result is None:
+        raise PluginError(f"No plugin trained '{prepared.built.model_id}'.")
+    summary = build_summary(job, result, started, dt.datetime.now().astimezone())
+    run_dir.write_json("summary.json", summary)
+    plots: list[Path] = []
+    if prepared.recipe.output.plots and result.history:
+        plots.append(plot_curves(result.history, result.primary_metric, run_dir.path / "curves.png"))
+        plots += prepared.task.plots(result.final_metrics, prepared.info, run_dir.path)
+    write_report(run_dir, summary, prepared.task.report_lines(result.final_metrics, prepared.info), plots)
+    return RunOutcome(run_dir.path, result, summary)
+
+
+def _threads(threads: int | None) -> Any:
+    from visiontl.train.precision import torch_threads
+
+    return torch_threads(threads)
+
+
+# --------------------------------------------------------------------------- inference
+
+
+@dataclass
+class LoadedModel:
+    """A trained model rebuilt from a checkpoint, ready for inference."""
+
+    model: Any
+    model_id: str
+    task: str
+    class_names: list[str]
+    preprocessing: Preprocessing
+    recipe: Recipe
+    checkpoint: Path
+
+
+def load_trained(target: str | Path, plugins: Plugins | None = None) -> LoadedModel:
+    """Rebuild the model of a run directory (its best checkpoint) or a checkpoint file."""
+    from visiontl.train.checkpoint import checkpoint_for, load_checkpoint
+
+    path = checkpoint_for(Path(target))
+    ckpt = load_checkpoint(path)
+    recipe = validate_recipe(ckpt["recipe"], f"stored in '{path}'")
+    plugins = plugins or get_plugins()
+    built = build_model(plugins, recipe, list(ckpt["class_names"]), env.data_root(), fresh=True)
+    try:
+        built.model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise RunError(f"Checkpoint '{path}' does not fit the model rebuilt from its recipe: {str(exc).splitlines()[0]}") from None
+    pre = ckpt["preprocessing"]
+    preprocessing = Preprocessing(tuple(pre["input_size"]), tuple(pre["mean"]), tuple(pre["std"]), pre["interpolation"], pre["crop_pct"])
+    built.model.eval()
+    return LoadedModel(built.model, ckpt["model_id"], ckpt["task"], list(ckpt["class_names"]), preprocessing.with_size(recipe.data.image_size), recipe, path)
+
+
+@dataclass
+class Prediction:
+    """Top-k classes of one image (or the reason it could not be read)."""
+
+    path: str
+    top: list[tuple[str, float]]
+    error: str | None = None
+
+
+def predict(target: str | Path, images: list[str | Path], topk: int = 5, plugins: Plugins | None = None) -> list[Prediction]:
+    """Classify images with a trained run or checkpoint.
+
+    Folders are expanded to the images inside them; unreadable files get an ``error``.
+    """
+    import torch
+
+    from visiontl.data.images import UnreadableImage, is_image_file, load_rgb
+    from visiontl.data.transforms import eval_transform
+
+    loaded = load_trained(target, plugins)
+    if loaded.task != "classification":
+        raise VisiontlError(f"predict for task '{loaded.task}' is not available yet.")
+    transform = eval_transform(loaded.preprocessing)
+    files: list[Path] = []
+    for item in images:
+        p = Path(item)
+        files += sorted(q for q in p.rglob("*") if q.is_file() and is_image_file(q)) if p.is_dir() else [p]
+    out: list[Prediction] = []
+    k = min(topk, len(loaded.class_names))
+    for f in files:
+        try:
+            x = transform(load_rgb(f)).unsqueeze(0)
+        except UnreadableImage as exc:
+            out.append(Prediction(str(f), [], str(exc)))
+            continue
+        with torch.no_grad():
+            probs = torch.softmax(loaded.model(x).float(), dim=1)[0]
+        values, indices = probs.topk(k)
+        out.append(Prediction(str(f), [(loaded.class_names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)]))
+    return out
+
+
+def evaluate(target: str | Path, overrides: list[str] | None = None, plugins: Plugins | None = None, data_root: Path | None = None) -> dict[str, Any]:
+    """Evaluate a trained run or checkpoint on its recipe's validation set.
+
+    Args:
+        overrides: ``a.b=value`` applied to the stored recipe (e.g. ``data.val=test``).
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    from visiontl.config.loader import apply_overrides
+    from visiontl.tasks.base import Batch
+
+    plugins = plugins or get_plugins()
+    loaded = load_trained(target, plugins)
+    recipe = validate_recipe(apply_overrides(recipe_to_dict(loaded.recipe), overrides or []), "(stored recipe with overrides)")
+    task = resolve_task(plugins, recipe.task)
+    info = task.inspect(recipe, data_root or env.data_root())
+    if info.class_names != loaded.class_names:
+        raise RunError(f"The dataset's classes {info.class_names} differ from the model's {loaded.class_names}.")
+    _, val = task.datasets(recipe, info, loaded.preprocessing, data_root or env.data_root())
+    evaluator = task.evaluator(recipe, info)
+    skipped: dict[str, str] = {}
+    loader = DataLoader(val, batch_size=recipe.train.batch_size, collate_fn=task.collate, num_workers=recipe.train.workers)
+    with torch.no_grad():
+        for batch in loader:
+            assert isinstance(batch, Batch)
+            skipped.update(batch.skipped)
+            if len(batch):
+                evaluator.update(task.forward_eval(loaded.model, batch), batch.targets)
+    metrics = evaluator.compute()
+    metrics["skipped"] = {**info.skipped, **skipped}
+    return metrics

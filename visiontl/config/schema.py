@@ -1,0 +1,277 @@
+"""The recipe schema: every option declared once, with its type, default and help.
+
+The docs' option tables and ``visiontl config schema`` are generated from these classes.
+Unknown keys are rejected (``extra="forbid"``); :mod:`visiontl.config.loader` turns pydantic's
+errors into one message per problem with the field path and the nearest valid key.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+#: A learning rate: one value for every group, ``[low, high]`` spread geometrically from the
+#: first group to the head, or an explicit ``{group: lr}`` map (``default`` covers the rest).
+LearningRate = float | tuple[float, float] | dict[str, float]
+BnPolicy = Literal["freeze", "train", "eval"]
+
+
+class Section(BaseModel):
+    """Base of every recipe section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataSection(Section):
+    """Where the images and labels are and how to split them."""
+
+    format: str = Field(
+        "imagefolder",
+        description="Dataset layout: 'imagefolder' (one folder per class) or 'csv' "
+        "(columns path,label); other tasks add their own formats.",
+    )
+    root: str = Field(
+        ...,
+        description="Dataset folder, absolute or relative to the data root "
+        "($VISIONTL_DATA_DIR, default ./data).",
+    )
+    train: str = Field("train", description="Training split: a subfolder of root (imagefolder) or a CSV file (csv).")
+    val: str | None = Field(
+        "val",
+        description="Validation split: a subfolder or CSV file; null to carve it out of train with val_split.",
+    )
+    val_split: float | None = Field(
+        None, gt=0.0, lt=1.0, description="Fraction of train held out for validation when val is null."
+    )
+    image_root: str | None = Field(
+        None, description="Folder CSV paths are relative to (default: the CSV's folder)."
+    )
+    class_names: list[str] | None = Field(
+        None, description="Class order to use; default: sorted folder names or CSV labels."
+    )
+    synthesize: Literal["shapes"] | None = Field(
+        None,
+        description="Generate a small synthetic dataset at root when it is missing "
+        "('shapes': circles, squares, triangles). Used by the quickstart; needs no download.",
+    )
+    image_size: int | None = Field(
+        None, ge=16, description="Input size override; default: the model's own input size."
+    )
+    limit: int | None = Field(
+        None, ge=1, description="Use at most this many images per class and split (smoke runs)."
+    )
+    split_seed: int = Field(0, description="Seed of the train/val split when val_split is used.")
+
+
+class ModelSection(Section):
+    """Which model and which initial weights."""
+
+    id: str = Field(
+        ...,
+        description="Model id 'family:name', e.g. 'timm:efficientnet_b0', "
+        "'torchvision:squeezenet1_1'. List them with: visiontl models.",
+    )
+    pretrained: bool = Field(
+        False,
+        description="Load the family's published pretrained weights (hub, URL or local cache).",
+    )
+    weights: str | None = Field(
+        None,
+        description="Local weights file (state_dict or checkpoint), absolute or relative to the "
+        "data root; wins over pretrained. A mismatched head is re-initialised.",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Family-specific build options (e.g. drop_rate for timm)."
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        from visiontl.errors import ConfigError
+        from visiontl.ids import parse_model_id
+
+        try:
+            parse_model_id(value)
+        except ConfigError as exc:  # pydantic reports ValueError with the field path
+            raise ValueError(str(exc)) from None
+        return value
+
+
+class PhaseSpec(Section):
+    """One explicit phase of a custom strategy."""
+
+    name: str = Field(..., description="Phase name shown in the plan and the metrics.")
+    train: list[str] | int | Literal["all", "head"] = Field(
+        ...,
+        description="Groups that train: a list of group names, 'head', 'all', or an integer k "
+        "for the head plus the last k other groups.",
+    )
+    epochs: int = Field(..., ge=1, description="Epochs in this phase.")
+    lr: LearningRate | None = Field(None, description="Learning rate(s) for this phase; default: optimizer.lr.")
+    bn: BnPolicy | None = Field(None, description="BatchNorm policy for this phase; default: strategy.bn.")
+
+
+class StrategySection(Section):
+    """How to transfer: which groups train in which phase."""
+
+    name: Literal["feature_extraction", "progressive", "full", "custom"] = Field(
+        "feature_extraction",
+        description="feature_extraction: head only; progressive: head, then the last k groups, "
+        "then all; full: everything from the start; custom: the phases listed below.",
+    )
+    phase_epochs: list[int] | None = Field(
+        None,
+        description="Epochs of each progressive phase (three numbers); default: train.epochs split "
+        "into three.",
+    )
+    unfreeze_last: int = Field(
+        2, ge=1, description="Progressive: how many groups before the head join in the middle phase."
+    )
+    bn: BnPolicy = Field(
+        "freeze",
+        description="BatchNorm in frozen groups: 'freeze' keeps running statistics fixed and the "
+        "layers in eval mode; 'train' keeps BN trainable everywhere; 'eval' puts every BN in eval.",
+    )
+    phases: list[PhaseSpec] | None = Field(None, description="The phases of a custom strategy.")
+
+    @field_validator("phase_epochs")
+    @classmethod
+    def _positive(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (not value or any(e < 1 for e in value)):
+            raise ValueError("every phase needs at least 1 epoch")
+        return value
+
+    @model_validator(mode="after")
+    def _custom_needs_phases(self) -> StrategySection:
+        if self.name == "custom" and not self.phases:
+            raise ValueError("strategy 'custom' needs a non-empty 'phases' list")
+        if self.name != "custom" and self.phases:
+            raise ValueError(f"'phases' is only used by strategy 'custom', not '{self.name}'")
+        return self
+
+
+class OptimizerSection(Section):
+    """The optimizer and its per-group learning rates."""
+
+    name: Literal["adamw", "sgd"] = Field("adamw", description="Optimizer.")
+    lr: LearningRate = Field(
+        1e-3,
+        description="Learning rate: one value, [low, high] spread geometrically from the first "
+        "group to the head, or a {group: lr} map with an optional 'default'.",
+    )
+    weight_decay: float = Field(0.01, ge=0.0, description="Decoupled (AdamW) or L2 (SGD) weight decay.")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum.")
+    nesterov: bool = Field(True, description="SGD Nesterov momentum.")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
+    grad_clip: float | None = Field(None, gt=0.0, description="Clip the gradient norm to this value.")
+
+
+class SchedulerSection(Section):
+    """The learning-rate schedule, restarted at each phase boundary."""
+
+    name: Literal["none", "onecycle", "cosine", "cosine_restarts", "plateau"] = Field(
+        "cosine", description="Schedule within each phase."
+    )
+    warmup_epochs: float = Field(0.0, ge=0.0, description="Linear warm-up at the start of each phase (cosine).")
+    min_lr_ratio: float = Field(0.0, ge=0.0, le=1.0, description="Cosine floor as a fraction of the peak.")
+    pct_start: float = Field(0.3, gt=0.0, lt=1.0, description="OneCycle: fraction of the phase spent rising.")
+    restart_epochs: int = Field(1, ge=1, description="cosine_restarts: epochs of the first cycle (T_0).")
+    restart_mult: int = Field(1, ge=1, description="cosine_restarts: cycle growth factor (T_mult).")
+    patience: int = Field(2, ge=0, description="plateau: epochs without improvement before reducing.")
+    factor: float = Field(0.1, gt=0.0, lt=1.0, description="plateau: reduction factor.")
+
+
+class AugmentationSection(Section):
+    """Training-time augmentation."""
+
+    preset: Literal["none", "light", "standard", "strong", "auto"] = Field(
+        "auto",
+        description="none: resize and centre-crop only (allows feature caching); light, standard, "
+        "strong: increasingly heavy; auto: chosen from the number of images per class.",
+    )
+    mixup: float = Field(0.0, ge=0.0, description="Mixup alpha (0 disables).")
+    cutmix: float = Field(0.0, ge=0.0, description="CutMix alpha (0 disables).")
+    mix_prob: float = Field(1.0, ge=0.0, le=1.0, description="Probability of mixing a batch when mixup/cutmix is on.")
+
+
+class LossSection(Section):
+    """The training loss."""
+
+    name: str = Field("auto", description="Loss; 'auto' picks the task's default (cross-entropy for classification).")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="Label smoothing.")
+    class_weights: list[float] | Literal["balanced"] | None = Field(
+        None, description="Per-class loss weights, or 'balanced' (inverse class frequency)."
+    )
+
+
+class EarlyStoppingSection(Section):
+    """Stop when the validation metric stops improving."""
+
+    patience: int | None = Field(None, ge=1, description="Epochs without improvement before stopping; null disables.")
+    min_delta: float = Field(0.0, ge=0.0, description="Smallest change that counts as an improvement.")
+
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+
+
+class TrainSection(Section):
+    """How to run training."""
+
+    epochs: int = Field(10, ge=1, description="Epochs for single-phase strategies (and the default split of progressive).")
+    batch_size: int = Field(32, ge=1, description="Images per batch.")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="fp32, bf16 autocast (CPU and CUDA), or fp16 autocast with loss scaling (CUDA)."
+    )
+    seed: int = Field(0, description="Seed of everything random in the run.")
+    workers: int = Field(0, ge=0, description="Data-loading worker processes.")
+    threads: int | None = Field(None, ge=1, description="CPU threads for torch; default: torch's own.")
+    channels_last: bool = Field(False, description="Use the channels_last memory format.")
+    cache_features: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Reuse backbone features across the epochs of a head-only phase with deterministic "
+        "preprocessing: auto (when possible), on (fail if impossible), off.",
+    )
+    early_stopping: EarlyStoppingSection = Field(default_factory=EarlyStoppingSection)
+    progress: bool = Field(True, description="Show progress bars.")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not _DEVICE.match(value):
+            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, not {value!r}")
+        return value
+
+
+class EvalSection(Section):
+    """How to evaluate."""
+
+    metric: str | None = Field(None, description="Metric that decides the best epoch; default: the task's (accuracy).")
+    topk: int = Field(5, ge=1, description="k of the top-k accuracy (capped at the number of classes).")
+
+
+class OutputSection(Section):
+    """Where results go."""
+
+    dir: str = Field("runs", description="Folder of run directories: <dir>/<task>/<name>.")
+    name: str | None = Field(None, description="Run name; default: the recipe file's stem. Never overwritten: -2, -3 ... are appended.")
+    checkpoints: bool = Field(True, description="Write best.pt and last.pt.")
+    plots: bool = Field(True, description="Write curves and confusion-matrix PNGs.")
+
+
+class Recipe(Section):
+    """A complete visiontl recipe."""
+
+    task: str = Field("classification", description="Task: classification (more with installed plugins).")
+    data: DataSection
+    model: ModelSection
+    strategy: StrategySection = Field(default_factory=StrategySection)
+    optimizer: OptimizerSection = Field(default_factory=OptimizerSection)
+    scheduler: SchedulerSection = Field(default_factory=SchedulerSection)
+    augmentation: AugmentationSection = Field(default_factory=AugmentationSection)
+    loss: LossSection = Field(default_factory=LossSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+    eval: EvalSection = Field(default_factory=EvalSection)
+    output: OutputSection = Field(default_factory=OutputSection)

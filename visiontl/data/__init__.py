@@ -1,0 +1,1 @@
+"""Datasets, image loading and transforms."""

@@ -1,0 +1,82 @@
+"""Reading any image file as 8-bit RGB.
+
+Real folders hold palette GIFs, grayscale and 16-bit PNGs, RGBA and CMYK JPEGs, truncated
+downloads and files that are not images at all. Every readable one becomes RGB; every
+unreadable one raises :class:`UnreadableImage` with the reason, for the caller to report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif"}
+)
+
+
+class UnreadableImage(Exception):
+    """An image file that cannot be decoded; ``str()`` is the reason."""
+
+
+def is_image_file(path: Path) -> bool:
+    """Whether ``path`` has an image extension (case-insensitive) and is not hidden."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # PIL clips wide integer images at 255 when converting; scale by the real range.
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+        arr8 = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(arr8, mode="L").convert("RGB")
+    if mode == "P":
+        # Palette images with transparency must go through RGBA to keep their colours right.
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+        mode = img.mode
+    if mode in ("RGBA", "LA", "PA"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def load_rgb(path: str | Path) -> Image.Image:
+    """Decode ``path`` fully and return an RGB image.
+
+    Raises:
+        UnreadableImage: the file is missing, not an image, or truncated/corrupt.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()  # decode now: truncated files fail here, not deep inside a worker
+            if getattr(img, "n_frames", 1) > 1:
+                img.seek(0)
+            return _to_rgb(img).copy()
+    except FileNotFoundError:
+        raise UnreadableImage("file not found") from None
+    except UnidentifiedImageError:
+        raise UnreadableImage("not a recognised image format") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise UnreadableImage(f"corrupt image: {exc}") from None
+
+
+def probe_image(path: Path) -> str | None:
+    """Cheap header check while scanning a dataset: ``None`` if it looks readable, else why."""
+    try:
+        with Image.open(path) as img:
+            img.size  # noqa: B018 - reading the header is the check
+        return None
+    except FileNotFoundError:
+        return "file not found"
+    except UnidentifiedImageError:
+        return "not a recognised image format"
+    except (OSError, ValueError, SyntaxError) as exc:
+        return f"corrupt image: {exc}"

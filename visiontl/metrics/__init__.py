@@ -1,0 +1,1 @@
+"""Metrics computed from predictions (numpy; no torch needed)."""

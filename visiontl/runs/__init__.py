@@ -1,0 +1,1 @@
+"""Run directories, summaries, reports and plots."""

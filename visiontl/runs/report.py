@@ -1,0 +1,95 @@
+"""summary.json and report.md: what a run did, in numbers and in words."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata as md
+import platform
+from pathlib import Path
+from typing import Any
+
+from visiontl.contracts import TrainJob, TrainResult
+from visiontl.runs.layout import RunDir
+
+
+def environment() -> dict[str, str]:
+    """Versions of Python and the libraries that shape results."""
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for dist in ("visiontl", "torch", "torchvision", "timm", "ultralytics", "segmentation-models-pytorch", "numpy", "pillow"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
+
+
+def build_summary(job: TrainJob, result: TrainResult, started: dt.datetime, finished: dt.datetime) -> dict[str, Any]:
+    """The content of summary.json."""
+    info = job.data_info
+    skipped = {**info.skipped, **result.skipped}
+    best_row = next((r for r in result.history if r.get("epoch") == result.best_epoch), {})
+    return {
+        "run_dir": str(job.run.path),
+        "task": job.recipe.task,
+        "model_id": str(job.built.model_id),
+        "weights": job.built.weights.as_dict(),
+        "strategy": job.plan.strategy,
+        "phases": [{"name": p.name, "epochs": p.epochs, "trainable": list(p.trainable), "bn": p.bn} for p in job.plan.phases],
+        "data": {
+            "root": job.recipe.data.root,
+            "classes": list(info.class_names),
+            "counts": info.counts,
+            "skipped_count": len(skipped),
+            "skipped": skipped,
+        },
+        "primary_metric": result.primary_metric,
+        "best": {"epoch": result.best_epoch, result.primary_metric: result.best_metric, **_scalars(best_row)},
+        "final": _scalars(result.final_metrics),
+        "final_details": {k: v for k, v in result.final_metrics.items() if not isinstance(v, (int, float, str, bool))},
+        "epochs_run": len(result.history),
+        "timings_s": result.timings,
+        "started": started.isoformat(timespec="seconds"),
+        "finished": finished.isoformat(timespec="seconds"),
+        "environment": environment(),
+        **result.extras,
+    }
+
+
+def write_report(run: RunDir, summary: dict[str, Any], task_lines: list[str], plots: list[Path]) -> Path:
+    """A short human-readable report.md."""
+    primary = summary["primary_metric"]
+    best = summary["best"]
+    final = summary["final"]
+    weights = summary["weights"]
+    lines = [
+        f"# {summary['model_id']} — {summary['task']}",
+        "",
+        f"- Run: `{summary['run_dir']}`",
+        f"- Weights: {weights['source']} ({weights['loaded']} tensors loaded, "
+        f"{len(weights['reinitialised'])} re-initialised, {len(weights['missing'])} missing)",
+        f"- Strategy: {summary['strategy']} — " + ", ".join(f"{p['name']} ({p['epochs']} ep)" for p in summary["phases"]),
+        f"- Best {primary}: **{best[primary]:.4f}** at epoch {best['epoch']}; final {primary}: {final.get(primary, float('nan')):.4f}",
+        f"- Data: {len(summary['data']['classes'])} classes, "
+        + ", ".join(f"{split} {sum(c.values())}" for split, c in summary["data"]["counts"].items())
+        + f" images; {summary['data']['skipped_count']} file(s) skipped",
+        f"- Time: {summary['timings_s'].get('train_total', 0):.1f} s on {summary.get('device', '?')} ({summary.get('precision', '?')})",
+        "",
+    ]
+    if summary.get("feature_cache"):
+        lines += ["## Feature caching", ""] + [f"- {k}: {v}" for k, v in summary["feature_cache"].items()] + [""]
+    if summary.get("audits"):
+        lines += ["## Freeze audit", ""]
+        for a in summary["audits"]:
+            lines.append(f"- {a['phase']}: {a['params_checked']} frozen parameters and {a['buffers_checked']} BN buffers unchanged")
+        lines.append("")
+    if task_lines:
+        lines += ["## Per class (final epoch)", "", *task_lines, ""]
+    if summary["data"]["skipped"]:
+        lines += ["## Skipped files", ""] + [f"- `{p}`: {r}" for p, r in list(summary["data"]["skipped"].items())[:50]] + [""]
+    if plots:
+        lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
+    return run.write_text("report.md", "\n".join(lines))

@@ -1,0 +1,178 @@
+"""What a task is to the core: datasets, loss, metrics and prediction for one kind of label.
+
+A :class:`TaskAdapter` is contributed through the ``visiontl_tasks`` hook. The shared training
+loop is written against this interface only, so a new task (a third party's regression or
+keypoint task, say) plugs into the same loop, freezing engine, run layout and reports.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import torch
+    from torch import nn
+    from torch.utils.data import Dataset
+
+    from visiontl.config.schema import Recipe
+    from visiontl.contracts import Preprocessing
+
+
+@dataclass
+class DataInfo:
+    """What inspecting a dataset found, before any model is built.
+
+    Attributes:
+        class_names: class names in label order.
+        counts: split -> class name -> number of usable items.
+        skipped: path -> reason, for files left out while scanning (unreadable, no label...).
+        extras: task-specific facts (annotation files, format details).
+    """
+
+    class_names: list[str]
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def total(self, split: str) -> int:
+        return sum(self.counts.get(split, {}).values())
+
+    def min_per_class(self, split: str = "train") -> int:
+        values = list(self.counts.get(split, {}).values())
+        return min(values) if values else 0
+
+
+@dataclass
+class Batch:
+    """A collated batch.
+
+    Attributes:
+        inputs: the model input (a tensor, or a list of tensors for detection).
+        targets: the labels in the task's own form.
+        indices: dataset indices of the items (feature caching keys on them).
+        paths: file paths of the items (for reports).
+        skipped: path -> reason for items of this batch that could not be read.
+    """
+
+    inputs: Any
+    targets: Any
+    indices: list[int]
+    paths: list[str]
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+class Evaluator(ABC):
+    """Accumulates predictions over a dataset and computes the task's metrics."""
+
+    @abstractmethod
+    def update(self, outputs: Any, targets: Any) -> None:
+        """Add one batch of model outputs and targets."""
+
+    @abstractmethod
+    def compute(self) -> dict[str, Any]:
+        """The metrics over everything added so far (scalars and small tables)."""
+
+
+class TaskAdapter(ABC):
+    """The task-specific half of training and evaluation.
+
+    Attributes:
+        name: the task's name in recipes (``task: classification``).
+        formats: dataset formats it reads (``data.format``).
+        primary_metric: the metric that decides the best epoch.
+        higher_is_better: direction of the primary metric.
+    """
+
+    name: str = ""
+    formats: tuple[str, ...] = ()
+    primary_metric: str = ""
+    higher_is_better: bool = True
+
+    # ------------------------------------------------------------------ data
+    @abstractmethod
+    def inspect(self, recipe: Recipe, data_root: Path) -> DataInfo:
+        """Scan the dataset (class names, counts, unreadable files) without a model."""
+
+    @abstractmethod
+    def datasets(
+        self,
+        recipe: Recipe,
+        info: DataInfo,
+        preprocessing: Preprocessing,
+        data_root: Path,
+    ) -> tuple[Dataset, Dataset]:
+        """The train and validation datasets, with transforms resolved from the model."""
+
+    @abstractmethod
+    def collate(self, items: Sequence[Any]) -> Batch:
+        """Collate dataset items (some may be unreadable markers) into a :class:`Batch`."""
+
+    def deterministic_train_transform(self, recipe: Recipe) -> bool:
+        """Whether training items are the same every epoch (needed for feature caching)."""
+        return False
+
+    # ------------------------------------------------------------------ model io
+    @abstractmethod
+    def loss_function(self, recipe: Recipe, info: DataInfo) -> Callable[[Any, Any], torch.Tensor]:
+        """``loss(outputs, targets)`` for this recipe."""
+
+    def prepare_train_batch(self, batch: Batch, recipe: Recipe, info: DataInfo, generator: torch.Generator) -> Batch:
+        """Batch-level augmentation (mixup/cutmix for classification). Default: unchanged."""
+        return batch
+
+    def forward_train(self, model: nn.Module, batch: Batch, loss: Callable[[Any, Any], torch.Tensor]) -> tuple[torch.Tensor, Any]:
+        """One training forward: ``(loss, outputs)``. Default: ``loss(model(inputs), targets)``."""
+        outputs = model(batch.inputs)
+        return loss(outputs, batch.targets), outputs
+
+    def forward_eval(self, model: nn.Module, batch: Batch) -> Any:
+        """One evaluation forward (model in eval mode, no grad). Default: ``model(inputs)``."""
+        return model(batch.inputs)
+
+    def move_batch(self, batch: Batch, device: torch.device, channels_last: bool = False) -> Batch:
+        """Move a batch to ``device``. Default: inputs and targets that are tensors."""
+        import torch
+
+        inputs = batch.inputs
+        if isinstance(inputs, torch.Tensor):
+            inputs = inputs.to(device, non_blocking=True)
+            if channels_last and inputs.ndim == 4:
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+        targets = batch.targets.to(device, non_blocking=True) if isinstance(batch.targets, torch.Tensor) else batch.targets
+        return Batch(inputs, targets, batch.indices, batch.paths, batch.skipped)
+
+    @abstractmethod
+    def evaluator(self, recipe: Recipe, info: DataInfo) -> Evaluator:
+        """A fresh evaluator for one pass over the validation set."""
+
+    # ------------------------------------------------------------------ contract kit
+    def example_batch(self, num_classes: int, input_size: tuple[int, int], batch_size: int = 2) -> Batch:
+        """A small random batch in this task's form (used by :mod:`visiontl.testing`)."""
+        raise NotImplementedError(f"task '{self.name}' provides no example batch")
+
+    def check_outputs(self, outputs: Any, num_classes: int, batch: Batch) -> None:
+        """Raise ``AssertionError`` if eval-mode ``outputs`` do not have the task's form.
+
+        The default accepts anything; tasks override it with their output contract.
+        """
+        return None
+
+    # ------------------------------------------------------------------ reports
+    def plots(self, metrics: dict[str, Any], info: DataInfo, out_dir: Path) -> list[Path]:
+        """Task-specific figures for the run directory (e.g. a confusion matrix)."""
+        return []
+
+    def report_lines(self, metrics: dict[str, Any], info: DataInfo) -> list[str]:
+        """Task-specific lines for report.md."""
+        return []

@@ -1,0 +1,387 @@
+"""The shared training loop: phases of epochs of batches, written against a TaskAdapter.
+
+Each step is a small method; events fire through the plugin hooks so loggers and callbacks
+are plugins. Randomness is re-seeded from ``(seed, phase, epoch)`` at every epoch, which makes
+a resumed run take exactly the path of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+
+from visiontl import log
+from visiontl.contracts import TrainJob, TrainResult
+from visiontl.errors import ConfigError, DataError, RunError
+from visiontl.freeze.apply import AppliedPhase, apply_phase
+from visiontl.freeze.audit import FreezeAudit
+from visiontl.freeze.plan import Phase
+from visiontl.tasks.base import Batch
+from visiontl.train.cache import (
+    MAX_CACHE_GB,
+    FeatureCache,
+    cache_preconditions,
+    estimate_gb,
+    verify_split,
+)
+from visiontl.train.checkpoint import load_checkpoint, model_payload, save_checkpoint
+from visiontl.train.optim import Schedule, build_optimizer, build_schedule
+from visiontl.train.precision import autocast, check_precision, grad_scaler, resolve_device
+
+
+def epoch_seed(seed: int, phase_index: int, epoch_in_phase: int) -> int:
+    """The seed of one epoch: a pure function of where the epoch is in the plan."""
+    return (seed * 1_000_003 + phase_index * 10_007 + epoch_in_phase * 101) % (2**31 - 1)
+
+
+@dataclass
+class LoopState:
+    """What a checkpoint must carry to continue a run exactly."""
+
+    next_phase: int = 0
+    next_epoch_in_phase: int = 0
+    epochs_done: int = 0
+    best_metric: float | None = None
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class SharedTrainingLoop:
+    """Train ``job.built.model`` through ``job.plan`` on the task's datasets."""
+
+    def __init__(self, job: TrainJob) -> None:
+        self.job = job
+        self.recipe = job.recipe
+        self.task = job.task
+        self.model = job.built.model
+        self.device = resolve_device(self.recipe.train.device)
+        self.precision = self.recipe.train.precision
+        check_precision(self.precision, self.device)
+        self.state = LoopState()
+        self.audits: list[dict[str, Any]] = []
+        self.cache_notes: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ setup
+    def _autocast(self) -> Any:
+        return autocast(self.precision, self.device)
+
+    def _setup(self) -> None:
+        self.model.to(self.device)
+        if self.recipe.train.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.train_set, self.val_set = self.task.datasets(self.recipe, self.job.data_info, self.job.built.preprocessing, self.job.data_root)
+        if len(self.train_set) == 0:
+            raise DataError("The training set is empty.")
+        self.loss_fn = self.task.loss_function(self.recipe, self.job.data_info)
+
+    def _loader(self, dataset: Any, shuffle: bool, seed: int) -> DataLoader:
+        train = self.recipe.train
+        # Both the sampler and the loader get their own seeded generators: nothing here
+        # draws from the global RNG, so dropout sees the same stream cached or not.
+        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed + 1)) if shuffle else SequentialSampler(dataset)
+        return DataLoader(
+            dataset,
+            batch_size=train.batch_size,
+            sampler=sampler,
+            num_workers=train.workers,
+            collate_fn=self.task.collate,
+            generator=torch.Generator().manual_seed(seed + 2),
+            persistent_workers=False,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    def _index_batches(self, dataset: Any, seed: int) -> Iterator[list[int]]:
+        """The index batches the shuffled loader would produce for ``seed``."""
+        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed + 1))
+        return iter(BatchSampler(sampler, self.recipe.train.batch_size, drop_last=False))
+
+    def _progress(self, iterable: Any, total: int, desc: str) -> Any:
+        if not self.recipe.train.progress:
+            return iterable
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+    def _note_skipped(self, skipped: dict[str, str]) -> None:
+        for path, reason in skipped.items():
+            if path not in self.state.skipped:
+                self.state.skipped[path] = reason
+                log.warning(f"skipped unreadable image {path}: {reason}")
+
+    # ------------------------------------------------------------------ resume
+    def _restore(self) -> dict[str, Any] | None:
+        if self.job.resume_from is None:
+            return None
+        ckpt = load_checkpoint(self.job.resume_from)
+        train_state = ckpt.get("train_state")
+        if train_state is None:
+            raise RunError(f"Checkpoint '{self.job.resume_from}' has no training state to resume from.", fix="resume from last.pt of the run")
+        self.model.load_state_dict(ckpt["model"])
+        self.state = LoopState(**train_state["loop"])
+        return train_state
+
+    # ------------------------------------------------------------------ steps
+    def _train_step(self, batch: Batch, optimizer: torch.optim.Optimizer, schedule: Schedule, scaler: Any, outputs_fn: Any) -> float:
+        with self._autocast():
+            loss = outputs_fn(batch)
+        if not torch.isfinite(loss):
+            raise RunError(
+                f"Training loss became {loss.item()} at epoch {self.state.epochs_done + 1}.",
+                fix="lower optimizer.lr, enable optimizer.grad_clip, or use train.precision: fp32",
+            )
+        optimizer.zero_grad(set_to_none=True)
+        clip = self.recipe.optimizer.grad_clip
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            if clip:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(params, clip)
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(params, clip)
+            optimizer.step()
+        schedule.step_batch()
+        return float(loss.detach().item())
+
+    def _train_epoch(
+        self,
+        phase: Phase,
+        seed: int,
+        optimizer: torch.optim.Optimizer,
+        schedule: Schedule,
+        scaler: Any,
+        cache: FeatureCache | None,
+    ) -> tuple[float, int]:
+        self.model.train()
+        total, count = 0.0, 0
+        mix_gen = torch.Generator().manual_seed(seed + 3)
+        desc = f"{phase.name} ep {self.state.next_epoch_in_phase + 1}/{phase.epochs}"
+        if cache is not None:
+            split = self.job.built.split
+            assert split is not None
+            batches = self._index_batches(self.train_set, seed)
+            n_batches = math.ceil(len(self.train_set) / self.recipe.train.batch_size)
+            for indices in self._progress(batches, n_batches, desc + " (cached)"):
+                got = cache.batch(indices, self.device)
+                if got is None:
+                    continue
+                feats, targets, present = got
+                batch = Batch(feats, targets, present, [])
+                loss = self._train_step(batch, optimizer, schedule, scaler, lambda b: self.loss_fn(split.head(b.inputs), b.targets))
+                total += loss * len(present)
+                count += len(present)
+            return total / max(1, count), count
+        loader = self._loader(self.train_set, shuffle=True, seed=seed)
+        for batch in self._progress(loader, len(loader), desc):
+            self._note_skipped(batch.skipped)
+            if not len(batch):
+                continue
+            batch = self.task.move_batch(batch, self.device, self.recipe.train.channels_last)
+            batch = self.task.prepare_train_batch(batch, self.recipe, self.job.data_info, mix_gen)
+            loss = self._train_step(batch, optimizer, schedule, scaler, lambda b: self.task.forward_train(self.model, b, self.loss_fn)[0])
+            total += loss * len(batch)
+            count += len(batch)
+        if count == 0:
+            raise DataError("Every training image of this epoch was unreadable; nothing is left to train on.")
+        return total / count, count
+
+    def _evaluate(self, cache: FeatureCache | None) -> dict[str, Any]:
+        self.model.eval()
+        evaluator = self.task.evaluator(self.recipe, self.job.data_info)
+        with torch.no_grad():
+            if cache is not None:
+                split = self.job.built.split
+                assert split is not None
+                indices = sorted(cache.features)
+                bs = self.recipe.train.batch_size
+                for start in range(0, len(indices), bs):
+                    got = cache.batch(indices[start:start + bs], self.device)
+                    if got is None:
+                        continue
+                    feats, targets, _ = got
+                    with self._autocast():
+                        outputs = split.head(feats)
+                    evaluator.update(outputs, targets)
+            else:
+                loader = self._loader(self.val_set, shuffle=False, seed=0)
+                for batch in self._progress(loader, len(loader), "val"):
+                    self._note_skipped(batch.skipped)
+                    if not len(batch):
+                        continue
+                    batch = self.task.move_batch(batch, self.device, self.recipe.train.channels_last)
+                    with self._autocast():
+                        outputs = self.task.forward_eval(self.model, batch)
+                    evaluator.update(outputs, batch.targets)
+        self.model.train()
+        return evaluator.compute()
+
+    # ------------------------------------------------------------------ caching
+    def _phase_caches(self, phase: Phase) -> tuple[FeatureCache | None, FeatureCache | None]:
+        mode = self.recipe.train.cache_features
+        decision = cache_preconditions(
+            self.job.built.split, self.task, self.task.deterministic_train_transform(self.recipe), phase.bn, mode
+        )
+        if decision.use:
+            split = self.job.built.split
+            assert split is not None
+            probe = next(iter(self._loader(self.train_set, shuffle=False, seed=0)))
+            probe = self.task.move_batch(probe, self.device, self.recipe.train.channels_last)
+            decision = verify_split(self.model, split, probe.inputs, self._autocast) if len(probe) else decision
+            if decision.use:
+                with torch.no_grad(), self._autocast():
+                    sample = split.features(probe.inputs[:1])
+                gb = estimate_gb(sample, len(self.train_set) + len(self.val_set))
+                if gb > MAX_CACHE_GB:
+                    decision.use, decision.reason = False, f"the cache would need {gb:.1f} GiB (> VISIONTL_CACHE_MAX_GB={MAX_CACHE_GB:g})"
+        self.cache_notes[phase.name] = ("cached: " if decision.use else "not cached: ") + decision.reason
+        if not decision.use:
+            if mode == "on" and set(phase.trainable) <= self._head_groups():
+                raise ConfigError(f"train.cache_features is 'on' but phase '{phase.name}' cannot be cached: {decision.reason}.", fix="set train.cache_features: auto")
+            return None, None
+        split = self.job.built.split
+        assert split is not None
+        self.model.train()
+
+        def move(b: Batch) -> Batch:
+            return self.task.move_batch(b, self.device, self.recipe.train.channels_last)
+
+        train_cache = FeatureCache.build(split, self._loader(self.train_set, False, 0), move, self._autocast, self._note_skipped)
+        val_cache = FeatureCache.build(split, self._loader(self.val_set, False, 0), move, self._autocast, self._note_skipped)
+        return train_cache, val_cache
+
+    def _head_groups(self) -> set[str]:
+        return {g.name for g in self.job.groups if g.role == "head"}
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _improved(self, value: float) -> bool:
+        best = self.state.best_metric
+        if best is None:
+            return True
+        delta = self.recipe.train.early_stopping.min_delta
+        return value > best + delta if self.task.higher_is_better else value < best - delta
+
+    def _payload(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        payload = model_payload(self.job, self.model)
+        if extra:
+            payload.update(extra)
+        return payload
+
+    def _save(self, best: bool, optimizer: torch.optim.Optimizer, schedule: Schedule, scaler: Any) -> None:
+        if not self.recipe.output.checkpoints:
+            return
+        train_state = {
+            "loop": self.state.as_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": schedule.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+        }
+        save_checkpoint(self.job.run.last, self._payload({"train_state": train_state}))
+        if best:
+            save_checkpoint(self.job.run.best, self._payload({"epoch": self.state.best_epoch}))
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> TrainResult:
+        """Train every remaining phase and return the results."""
+        self._setup()
+        resumed = self._restore()
+        plan = self.job.plan
+        primary = self.recipe.eval.metric or self.task.primary_metric
+        started = time.perf_counter()
+        for index in range(self.state.next_phase, len(plan.phases)):
+            phase = plan.phases[index]
+            applied: AppliedPhase = apply_phase(self.model, self.job.groups, phase, self.recipe.optimizer.weight_decay)
+            optimizer = build_optimizer(applied.param_groups, self.recipe.optimizer)
+            steps = math.ceil(len(self.train_set) / self.recipe.train.batch_size)
+            schedule = build_schedule(optimizer, self.recipe.scheduler, steps, phase.epochs, self.task.higher_is_better)
+            scaler = grad_scaler(self.precision, self.device)
+            first_epoch = 0
+            if resumed is not None and self.state.next_epoch_in_phase > 0:
+                optimizer.load_state_dict(resumed["optimizer"])
+                schedule.load_state_dict(resumed["scheduler"])
+                if scaler is not None and resumed.get("scaler"):
+                    scaler.load_state_dict(resumed["scaler"])
+                first_epoch = self.state.next_epoch_in_phase
+            else:
+                self.state.bad_epochs = 0
+            resumed = None
+            audit = FreezeAudit.snapshot(self.model, applied.frozen_params, applied.stat_buffers, phase.name)
+            self.job.fire("visiontl_on_phase_start", run=self.job.run, phase=phase, index=index)
+            train_cache, val_cache = self._phase_caches(phase)
+            for epoch_in_phase in range(first_epoch, phase.epochs):
+                self.state.next_phase, self.state.next_epoch_in_phase = index, epoch_in_phase
+                seed = epoch_seed(self.recipe.train.seed, index, epoch_in_phase)
+                torch.manual_seed(seed)
+                t0 = time.perf_counter()
+                train_loss, seen = self._train_epoch(phase, seed, optimizer, schedule, scaler, train_cache)
+                metrics = self._evaluate(val_cache)
+                value = float(metrics[primary])
+                schedule.step_epoch(value)
+                self.state.epochs_done += 1
+                row: dict[str, Any] = {
+                    "epoch": self.state.epochs_done,
+                    "phase": phase.name,
+                    "phase_epoch": epoch_in_phase + 1,
+                    "train_loss": train_loss,
+                    **{k: v for k, v in metrics.items() if isinstance(v, (int, float))},
+                    **{f"lr_{g['group']}": g["lr"] for g in reversed(optimizer.param_groups)},
+                    "train_images": seen,
+                    "cached": train_cache is not None,
+                    "seconds": time.perf_counter() - t0,
+                }
+                improved = self._improved(value)
+                if improved:
+                    self.state.best_metric, self.state.best_epoch, self.state.bad_epochs = value, self.state.epochs_done, 0
+                else:
+                    self.state.bad_epochs += 1
+                self.state.history.append(row)
+                self.job.run.write_metrics(self.state.history)
+                stop = self._should_stop()
+                # The checkpoint names the next epoch to run, so resume lands exactly there.
+                if stop or epoch_in_phase + 1 == phase.epochs:
+                    self.state.next_phase, self.state.next_epoch_in_phase = index + 1, 0
+                else:
+                    self.state.next_epoch_in_phase = epoch_in_phase + 1
+                self.state.phase_seconds[phase.name] = self.state.phase_seconds.get(phase.name, 0.0) + row["seconds"]
+                self._save(improved, optimizer, schedule, scaler)
+                self.job.fire("visiontl_on_epoch_end", run=self.job.run, phase=phase, epoch=self.state.epochs_done, metrics=row)
+                self.last_metrics = metrics
+                if stop:
+                    break
+            report = audit.verify(self.model)
+            self.audits.append(report.as_dict())
+            self.job.fire("visiontl_on_phase_end", run=self.job.run, phase=phase, index=index, audit=report)
+        if not hasattr(self, "last_metrics"):
+            self.last_metrics = self._evaluate(None)
+        from visiontl.freeze.modes import unlock_all
+
+        unlock_all(self.model)
+        return TrainResult(
+            best_metric=float(self.state.best_metric if self.state.best_metric is not None else float("nan")),
+            best_epoch=self.state.best_epoch,
+            final_metrics=self.last_metrics,
+            history=self.state.history,
+            primary_metric=primary,
+            timings={**{f"phase_{k}": v for k, v in self.state.phase_seconds.items()}, "train_total": time.perf_counter() - started},
+            skipped=dict(self.state.skipped),
+            extras={"audits": self.audits, "feature_cache": self.cache_notes, "device": str(self.device), "precision": self.precision},
+        )
+
+    def _should_stop(self) -> bool:
+        patience = self.recipe.train.early_stopping.patience
+        return patience is not None and self.state.bad_epochs >= patience
