@@ -116,7 +116,7 @@ def layer_groups(plugins: Plugins, built: BuiltModel) -> list[LayerGroup]:
 
 def prepare(recipe: Recipe, plugins: Plugins | None = None, data_root: Path | None = None, *, fresh: bool = False) -> Prepared:
     """Resolve a recipe to task, data, model, groups and plan (no training)."""
-    from visiontl.freeze.apply import group_param_counts
+    from visiontl.freeze.apply import group_norm_kinds, group_param_counts
 
     plugins = plugins or get_plugins()
     data_root = data_root or env.data_root()
@@ -124,10 +124,29 @@ def prepare(recipe: Recipe, plugins: Plugins | None = None, data_root: Path | No
     parse_model_id(recipe.model.id)
     plugins.require_family(parse_model_id(recipe.model.id).family)
     info = task.inspect(recipe, data_root)
+    _seed_everything(recipe.train.seed)  # new heads and scratch models initialise reproducibly
     built = build_model(plugins, recipe, info.class_names, data_root, fresh=fresh)
     groups = layer_groups(plugins, built)
-    plan = build_plan(groups, recipe.strategy, recipe.optimizer.lr, recipe.train.epochs, group_param_counts(built.model, groups))
+    plan = build_plan(
+        groups,
+        recipe.strategy,
+        recipe.optimizer.lr,
+        recipe.train.epochs,
+        group_param_counts(built.model, groups),
+        group_norm_kinds(built.model, groups),
+    )
     return Prepared(recipe, task, info, built, groups, plan, data_root)
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 def _fire(plugins: Plugins) -> Any:

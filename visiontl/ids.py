@@ -62,12 +62,28 @@ def parse_model_id(text: str) -> ModelId:
     return ModelId(family, name)
 
 
+_LOOKALIKE = str.maketrans({"o": "0", "l": "1", "i": "1", "-": "_", " ": "_"})
+
+
 def suggest(word: str, choices: Iterable[str], n: int = 3) -> list[str]:
-    """The closest matches of ``word`` among ``choices`` (case-insensitive), best first."""
+    """The closest matches of ``word`` among ``choices`` (case-insensitive), best first.
+
+    Candidates are ranked by similarity after folding look-alike characters (``o``/``0``,
+    ``l``/``1``, ``-``/``_``), then by plain similarity, so ``efficientnet_bo`` suggests
+    ``efficientnet_b0`` first.
+    """
     choices = list(choices)
     lowered = {c.lower(): c for c in choices}
-    close = difflib.get_close_matches(word.lower(), list(lowered), n=n, cutoff=0.6)
-    return [lowered[c] for c in close]
+    pool = difflib.get_close_matches(word.lower(), list(lowered), n=max(n * 10, 30), cutoff=0.6)
+    folded = word.lower().translate(_LOOKALIKE)
+
+    def score(candidate: str) -> tuple[float, float]:
+        return (
+            difflib.SequenceMatcher(None, folded, candidate.translate(_LOOKALIKE)).ratio(),
+            difflib.SequenceMatcher(None, word.lower(), candidate).ratio(),
+        )
+
+    return [lowered[c] for c in sorted(pool, key=score, reverse=True)[:n]]
 
 
 def unknown_model(model_id: ModelId, known: Iterable[str]) -> UnknownModelError:

@@ -171,10 +171,13 @@ def _missing_requirements(requires: Iterable[str]) -> list[str]:
     return missing
 
 
-def _import_hint(error: BaseException, dist: str | None) -> str:
+def _import_hint(error: BaseException, dist: str | None, module: str) -> str:
     missing = getattr(error, "name", None)
     if isinstance(error, ModuleNotFoundError) and missing:
         root = missing.split(".")[0]
+        if root == module.split(".")[0].split(":")[0]:
+            owner = dist or "the distribution that declares it"
+            return f"the plugin's own package '{root}' is not installed: reinstall {owner}, or remove the stale entry point"
         if root in MODULE_EXTRAS:
             return f"pip install 'visiontl[{MODULE_EXTRAS[root]}]'"
         return f"pip install {root}"
@@ -260,7 +263,7 @@ def build_plugin_manager(
         except Exception as exc:  # noqa: BLE001 - any import failure is reported, not raised
             status.status = "failed"
             status.error = f"{type(exc).__name__}: {exc}"
-            status.hint = _import_hint(exc, dist)
+            status.hint = _import_hint(exc, dist, module)
             continue
         status.hooks = _hooks_of(pm, plugin)
         info = _plugin_info(plugin)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -154,9 +155,9 @@ def read_state_dict(path: Path) -> dict[str, Any]:
             f"Weights file '{path}' holds no state_dict (found {type(obj).__name__}).",
             fix="save the model's state_dict(), or a checkpoint with a 'state_dict' or 'model' entry",
         )
-    out = dict(obj)
+    out = OrderedDict(obj)
     if all(k.startswith("module.") for k in out):
-        out = {k[len("module."):]: v for k, v in out.items()}
+        out = OrderedDict((k[len("module."):], v) for k, v in out.items())
     return out
 
 
@@ -204,7 +205,11 @@ def load_matching(
             f"{', '.join(list(own)[:3])}).",
             fix="check that the weights belong to this architecture",
         )
-    model.load_state_dict(loadable, strict=False)
+    # Modules that version their state (MNASNet, BatchNorm) read it from _metadata: keep the
+    # model's own, since the tensors are being loaded into this model.
+    ordered: OrderedDict[str, Any] = OrderedDict(loadable)
+    ordered._metadata = getattr(own, "_metadata", None)  # type: ignore[attr-defined]
+    model.load_state_dict(ordered, strict=False)
     missing = [k for k in own if k not in loadable and not k.endswith("num_batches_tracked")]
     return WeightsReport(
         source=source,

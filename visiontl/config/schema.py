@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 #: first group to the head, or an explicit ``{group: lr}`` map (``default`` covers the rest).
 LearningRate = float | tuple[float, float] | dict[str, float]
 BnPolicy = Literal["freeze", "train", "eval"]
+AugmentationPreset = Literal["none", "light", "standard", "strong", "auto"]
 
 
 class Section(BaseModel):
@@ -111,6 +112,9 @@ class PhaseSpec(Section):
     epochs: int = Field(..., ge=1, description="Epochs in this phase.")
     lr: LearningRate | None = Field(None, description="Learning rate(s) for this phase; default: optimizer.lr.")
     bn: BnPolicy | None = Field(None, description="BatchNorm policy for this phase; default: strategy.bn.")
+    augmentation: AugmentationPreset | None = Field(
+        None, description="Augmentation preset for this phase; default: augmentation.preset."
+    )
 
 
 class StrategySection(Section):
@@ -133,6 +137,11 @@ class StrategySection(Section):
         "freeze",
         description="BatchNorm in frozen groups: 'freeze' keeps running statistics fixed and the "
         "layers in eval mode; 'train' keeps BN trainable everywhere; 'eval' puts every BN in eval.",
+    )
+    head_augmentation: AugmentationPreset | None = Field(
+        None,
+        description="Progressive: augmentation preset of the head-only phase ('none' lets its backbone "
+        "features be cached); default: augmentation.preset.",
     )
     phases: list[PhaseSpec] | None = Field(None, description="The phases of a custom strategy.")
 
@@ -186,7 +195,7 @@ class SchedulerSection(Section):
 class AugmentationSection(Section):
     """Training-time augmentation."""
 
-    preset: Literal["none", "light", "standard", "strong", "auto"] = Field(
+    preset: AugmentationPreset = Field(
         "auto",
         description="none: resize and centre-crop only (allows feature caching); light, standard, "
         "strong: increasingly heavy; auto: chosen from the number of images per class.",
@@ -236,6 +245,14 @@ class TrainSection(Section):
     )
     early_stopping: EarlyStoppingSection = Field(default_factory=EarlyStoppingSection)
     progress: bool = Field(True, description="Show progress bars.")
+
+    @field_validator("cache_features", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare on/off as a boolean; take it as the user meant it.
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return value
 
     @field_validator("device")
     @classmethod

@@ -54,6 +54,34 @@ def check_groups(model: nn.Module, groups: Sequence[LayerGroup]) -> None:
         raise FreezeError("Two layer groups share a name.")
 
 
+def group_norm_kinds(model: nn.Module, groups: Sequence[LayerGroup]) -> dict[str, str]:
+    """Per group: ``batchnorm`` (has BatchNorm layers), ``frozen`` (only torchvision
+    FrozenBatchNorm2d) or ``none``, for the plan table's BN column."""
+    owner: dict[str, str] = {}
+    for g in groups:
+        for p in g.params:
+            owner[p.rsplit(".", 1)[0] if "." in p else ""] = g.name
+    kinds = {g.name: "none" for g in groups}
+    for name, module in model.named_modules():
+        if is_batchnorm(module) and name in owner:
+            kinds[owner[name]] = "batchnorm"
+        elif is_frozen_batchnorm(module):
+            # No parameters of its own: it belongs with the closest parameterised module.
+            best = max(owner, key=lambda m: len(_common_prefix(m, name)), default=None)
+            if best is not None and kinds[owner[best]] == "none":
+                kinds[owner[best]] = "frozen"
+    return kinds
+
+
+def _common_prefix(a: str, b: str) -> str:
+    out = []
+    for x, y in zip(a.split("."), b.split("."), strict=False):
+        if x != y:
+            break
+        out.append(x)
+    return ".".join(out)
+
+
 def group_param_counts(model: nn.Module, groups: Sequence[LayerGroup]) -> dict[str, int]:
     """Number of scalar parameters per group."""
     params = dict(model.named_parameters())

@@ -9,6 +9,7 @@ This works through any trainer without it knowing, which wrapping or hooks would
 
 from __future__ import annotations
 
+import copyreg
 from typing import Any
 
 from torch import nn
@@ -22,14 +23,11 @@ def _locked_train(self: nn.Module, mode: bool = True) -> nn.Module:
 
 
 def _reduce_as_original(self: nn.Module, protocol: Any) -> Any:
-    # Pickle (and deepcopy) as the original class, so saved models never reference a class
-    # that exists only in this process.
-    reduced = object.__reduce_ex__(self, protocol)
+    # Pickle (and deepcopy) as the original class, through the standard library's own
+    # reconstructor, so saved models never reference a class that exists only in this
+    # process, nor need visiontl to be loaded.
     original = type(self).__visiontl_original__
-    if isinstance(reduced, tuple) and len(reduced) >= 2 and isinstance(reduced[1], tuple) and reduced[1]:
-        args = tuple(original if a is type(self) else a for a in reduced[1])
-        return (reduced[0], args, *reduced[2:])
-    return reduced
+    return (copyreg._reconstructor, (original, object, None), self.__getstate__())
 
 
 def _locked_class(cls: type) -> type:

@@ -48,6 +48,7 @@ class Phase:
             groups use it under the ``train`` BN policy).
         bn: the BatchNorm policy (``freeze``, ``train``, ``eval``).
         settings: per-group rows for display.
+        augmentation: the phase's augmentation preset, or ``None`` for the recipe's.
     """
 
     name: str
@@ -56,6 +57,7 @@ class Phase:
     lrs: dict[str, float]
     bn: str
     settings: tuple[GroupSetting, ...] = field(default=())
+    augmentation: str | None = None
 
     @property
     def frozen(self) -> tuple[str, ...]:
@@ -95,9 +97,10 @@ class Plan:
         for index, phase in enumerate(self.phases, 1):
             trainable = sum(s.params for s in phase.settings if s.trainable)
             total = sum(s.params for s in phase.settings)
+            aug = f", augmentation '{phase.augmentation}'" if phase.augmentation else ""
             lines.append(
                 f"Phase {index}/{len(self.phases)} '{phase.name}': {phase.epochs} epoch(s), "
-                f"BN policy '{phase.bn}', {trainable:,} of {total:,} parameters train"
+                f"BN policy '{phase.bn}'{aug}, {trainable:,} of {total:,} parameters train"
             )
             width = max(5, *(len(s.name) for s in phase.settings))
             lines.append(f"  {'group':<{width}}  {'role':<5}  {'params':>12}  {'trainable':<9}  {'lr':>9}  bn")
@@ -107,6 +110,14 @@ class Plan:
                     f"  {s.name:<{width}}  {s.role:<5}  {s.params:>12,}  {'yes' if s.trainable else 'no':<9}  {lr:>9}  {s.bn}"
                 )
         return "\n".join(lines)
+
+
+def _bn_mode(policy: str, trains: bool, norm: str) -> str:
+    if norm == "none":
+        return "-"
+    if norm == "frozen":
+        return "frozen (FrozenBatchNorm2d)"
+    return BN_MODES[(policy, trains)]
 
 
 def resolve_lrs(spec: LearningRate, groups: Sequence[LayerGroup]) -> dict[str, float]:
@@ -185,7 +196,7 @@ def _split_epochs(total: int, parts: int) -> list[int]:
     return epochs
 
 
-def _phase(
+def _make_phase(
     name: str,
     epochs: int,
     trainable: tuple[str, ...],
@@ -193,6 +204,8 @@ def _phase(
     bn: str,
     groups: Sequence[LayerGroup],
     counts: Mapping[str, int],
+    augmentation: str | None = None,
+    norms: Mapping[str, str] | None = None,
 ) -> Phase:
     if not trainable:
         raise FreezeError(f"Phase '{name}' trains no group.", fix="name at least one group that trains")
@@ -204,11 +217,11 @@ def _phase(
             params=int(counts.get(g.name, 0)),
             trainable=g.name in trainable,
             lr=lrs[g.name],
-            bn=BN_MODES[(bn, g.name in trainable)],
+            bn=_bn_mode(bn, g.name in trainable, (norms or {}).get(g.name, "batchnorm")),
         )
         for g in groups
     )
-    return Phase(name=name, epochs=epochs, trainable=trainable, lrs=lrs, bn=bn, settings=settings)
+    return Phase(name=name, epochs=epochs, trainable=trainable, lrs=lrs, bn=bn, settings=settings, augmentation=augmentation)
 
 
 def build_plan(
@@ -217,6 +230,7 @@ def build_plan(
     lr: LearningRate,
     epochs: int,
     counts: Mapping[str, int] | None = None,
+    norms: Mapping[str, str] | None = None,
 ) -> Plan:
     """Plan the phases of a run.
 
@@ -226,6 +240,7 @@ def build_plan(
         lr: the recipe's ``optimizer.lr``.
         epochs: ``train.epochs`` (single-phase strategies; default progressive split).
         counts: parameters per group, for display.
+        norms: per group ``batchnorm``, ``frozen`` or ``none`` (BN column of the table).
 
     Returns:
         A :class:`Plan`.
@@ -238,6 +253,10 @@ def build_plan(
         raise FreezeError("The model's layer groups have no 'head' group.", fix="the plugin must mark its head group(s)")
     counts = counts or {}
     bn = strategy.bn
+
+    def _phase(*args: Any, **kwargs: Any) -> Phase:
+        return _make_phase(*args, norms=norms, **kwargs)
+
     phases: list[Phase] = []
     if strategy.name == "feature_extraction":
         phases.append(_phase("head", epochs, _trainable_for("head", groups), lr, bn, groups, counts))
@@ -258,16 +277,17 @@ def build_plan(
                 fix=f"give {len(specs)} numbers, e.g. phase_epochs: {[1] * len(specs)}",
             )
         for (name, spec), n in zip(specs, phase_epochs, strict=True):
-            phases.append(_phase(name, n, _trainable_for(spec, groups), lr, bn, groups, counts))
+            aug = strategy.head_augmentation if spec == "head" else None
+            phases.append(_phase(name, n, _trainable_for(spec, groups), lr, bn, groups, counts, aug))
     else:
         assert strategy.phases, "validated by the schema"
         for spec in strategy.phases:
-            phases.append(_custom(spec, groups, lr, bn, counts))
+            phases.append(_custom(spec, groups, lr, bn, counts, norms))
     return Plan(strategy=strategy.name, phases=tuple(phases))
 
 
-def _custom(spec: PhaseSpec, groups: Sequence[LayerGroup], lr: LearningRate, bn: str, counts: Mapping[str, int]) -> Phase:
-    return _phase(
+def _custom(spec: PhaseSpec, groups: Sequence[LayerGroup], lr: LearningRate, bn: str, counts: Mapping[str, int], norms: Mapping[str, str] | None) -> Phase:
+    return _make_phase(
         spec.name,
         spec.epochs,
         _trainable_for(spec.train, groups),
@@ -275,5 +295,7 @@ def _custom(spec: PhaseSpec, groups: Sequence[LayerGroup], lr: LearningRate, bn:
         spec.bn or bn,
         groups,
         counts,
+        spec.augmentation,
+        norms,
     )
 

@@ -72,6 +72,7 @@ class SharedTrainingLoop:
         self.state = LoopState()
         self.audits: list[dict[str, Any]] = []
         self.cache_notes: dict[str, str] = {}
+        self.cache_seconds: dict[str, float] = {}
 
     # ------------------------------------------------------------------ setup
     def _autocast(self) -> Any:
@@ -81,6 +82,7 @@ class SharedTrainingLoop:
         self.model.to(self.device)
         if self.recipe.train.channels_last:
             self.model.to(memory_format=torch.channels_last)
+        self.phase_recipe = self.recipe
         self.train_set, self.val_set = self.task.datasets(self.recipe, self.job.data_info, self.job.built.preprocessing, self.job.data_root)
         if len(self.train_set) == 0:
             raise DataError("The training set is empty.")
@@ -193,7 +195,7 @@ class SharedTrainingLoop:
             if not len(batch):
                 continue
             batch = self.task.move_batch(batch, self.device, self.recipe.train.channels_last)
-            batch = self.task.prepare_train_batch(batch, self.recipe, self.job.data_info, mix_gen)
+            batch = self.task.prepare_train_batch(batch, self.phase_recipe, self.job.data_info, mix_gen)
             loss = self._train_step(batch, optimizer, schedule, scaler, lambda b: self.task.forward_train(self.model, b, self.loss_fn)[0])
             total += loss * len(batch)
             count += len(batch)
@@ -235,7 +237,7 @@ class SharedTrainingLoop:
     def _phase_caches(self, phase: Phase) -> tuple[FeatureCache | None, FeatureCache | None]:
         mode = self.recipe.train.cache_features
         decision = cache_preconditions(
-            self.job.built.split, self.task, self.task.deterministic_train_transform(self.recipe), phase.bn, mode
+            self.job.built.split, self.task, self.task.deterministic_train_transform(self.phase_recipe), phase.bn, mode
         )
         if decision.use:
             split = self.job.built.split
@@ -261,9 +263,22 @@ class SharedTrainingLoop:
         def move(b: Batch) -> Batch:
             return self.task.move_batch(b, self.device, self.recipe.train.channels_last)
 
+        started = time.perf_counter()
         train_cache = FeatureCache.build(split, self._loader(self.train_set, False, 0), move, self._autocast, self._note_skipped)
         val_cache = FeatureCache.build(split, self._loader(self.val_set, False, 0), move, self._autocast, self._note_skipped)
+        seconds = time.perf_counter() - started
+        self.cache_seconds[phase.name] = seconds
+        self.cache_notes[phase.name] += f" (built in {seconds:.1f} s)"
         return train_cache, val_cache
+
+    def _use_phase_augmentation(self, phase: Phase) -> None:
+        """Rebuild the training set when a phase asks for another augmentation preset."""
+        preset = phase.augmentation or self.recipe.augmentation.preset
+        if preset == self.phase_recipe.augmentation.preset:
+            return
+        augmentation = self.recipe.augmentation.model_copy(update={"preset": preset})
+        self.phase_recipe = self.recipe.model_copy(update={"augmentation": augmentation})
+        self.train_set, _ = self.task.datasets(self.phase_recipe, self.job.data_info, self.job.built.preprocessing, self.job.data_root)
 
     def _head_groups(self) -> set[str]:
         return {g.name for g in self.job.groups if g.role == "head"}
@@ -305,6 +320,7 @@ class SharedTrainingLoop:
         started = time.perf_counter()
         for index in range(self.state.next_phase, len(plan.phases)):
             phase = plan.phases[index]
+            self._use_phase_augmentation(phase)
             applied: AppliedPhase = apply_phase(self.model, self.job.groups, phase, self.recipe.optimizer.weight_decay)
             optimizer = build_optimizer(applied.param_groups, self.recipe.optimizer)
             steps = math.ceil(len(self.train_set) / self.recipe.train.batch_size)
@@ -329,6 +345,7 @@ class SharedTrainingLoop:
                 torch.manual_seed(seed)
                 t0 = time.perf_counter()
                 train_loss, seen = self._train_epoch(phase, seed, optimizer, schedule, scaler, train_cache)
+                train_seconds = time.perf_counter() - t0
                 metrics = self._evaluate(val_cache)
                 value = float(metrics[primary])
                 schedule.step_epoch(value)
@@ -342,6 +359,7 @@ class SharedTrainingLoop:
                     **{f"lr_{g['group']}": g["lr"] for g in reversed(optimizer.param_groups)},
                     "train_images": seen,
                     "cached": train_cache is not None,
+                    "train_seconds": train_seconds,
                     "seconds": time.perf_counter() - t0,
                 }
                 improved = self._improved(value)
@@ -350,6 +368,7 @@ class SharedTrainingLoop:
                 else:
                     self.state.bad_epochs += 1
                 self.state.history.append(row)
+                self._print_epoch(row, primary)
                 self.job.run.write_metrics(self.state.history)
                 stop = self._should_stop()
                 # The checkpoint names the next epoch to run, so resume lands exactly there.
@@ -377,9 +396,25 @@ class SharedTrainingLoop:
             final_metrics=self.last_metrics,
             history=self.state.history,
             primary_metric=primary,
-            timings={**{f"phase_{k}": v for k, v in self.state.phase_seconds.items()}, "train_total": time.perf_counter() - started},
+            timings={
+                **{f"phase_{k}": v for k, v in self.state.phase_seconds.items()},
+                **{f"feature_cache_{k}": v for k, v in self.cache_seconds.items()},
+                "train_total": time.perf_counter() - started,
+            },
             skipped=dict(self.state.skipped),
             extras={"audits": self.audits, "feature_cache": self.cache_notes, "device": str(self.device), "precision": self.precision},
+        )
+
+    def _print_epoch(self, row: dict[str, Any], primary: str) -> None:
+        if not self.recipe.train.progress:
+            return
+        from tqdm.auto import tqdm
+
+        total = self.job.plan.total_epochs
+        val_loss = f" val_loss {row['val_loss']:.4f}" if "val_loss" in row else ""
+        tqdm.write(
+            f"epoch {row['epoch']:>3}/{total} [{row['phase']} {row['phase_epoch']}] train_loss {row['train_loss']:.4f}"
+            f"{val_loss} {primary} {row[primary]:.4f}{' (cached)' if row['cached'] else ''} {row['seconds']:.1f}s"
         )
 
     def _should_stop(self) -> bool:
