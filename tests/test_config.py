@@ -103,3 +103,12 @@ def test_yaml_on_off_reads_as_the_words():
     assert data["train"]["cache_features"] is True  # what YAML makes of it
     assert validate_recipe(data).train.cache_features == "on"
     assert validate_recipe(apply_overrides(MINIMAL, ["train.cache_features=off"])).train.cache_features == "off"
+
+
+def test_carving_validation_replaces_the_default_val_split():
+    recipe = validate_recipe({"data": {"root": "x", "val_last": 50}, "model": {"id": "timm:resnet18"}})
+    assert recipe.data.val is None and recipe.data.val_last == 50
+    with pytest.raises(ConfigError, match="choose one"):
+        validate_recipe({"data": {"root": "x", "val": "val", "val_split": 0.2}, "model": {"id": "timm:resnet18"}})
+    with pytest.raises(ConfigError, match="not both"):
+        validate_recipe({"data": {"root": "x", "val_split": 0.2, "val_last": 3}, "model": {"id": "timm:resnet18"}})

@@ -84,7 +84,7 @@ def test_csv_without_header_is_a_clear_error(tmp_path):
 
 
 def test_val_split_is_stratified_and_deterministic(shapes_root, tmp_path):
-    recipe = validate_recipe({"data": {"root": str(shapes_root), "val": None, "val_split": 0.25}, "model": {"id": "timm:resnet10t"}})
+    recipe = validate_recipe({"data": {"root": str(shapes_root), "val_split": 0.25}, "model": {"id": "timm:resnet10t"}})
     task = ClassificationTask()
     a = task.inspect(recipe, tmp_path)
     b = task.inspect(recipe, tmp_path)

@@ -12,7 +12,7 @@ import torch
 
 import visiontl_torchvision as plugin
 from visiontl.contracts import BuildRequest, BuiltModel
-from visiontl.errors import ConfigError, UnknownModelError, WeightsError
+from visiontl.errors import ConfigError, PluginError, UnknownModelError, WeightsError
 from visiontl.ids import parse_model_id
 from visiontl.testing import check_groups_ordered, check_model_contract
 
@@ -90,11 +90,12 @@ def test_model_names_cover_every_classification_builder() -> None:
 def test_hooks_decline_other_families_and_tasks() -> None:
     other = BuildRequest(parse_model_id("timm:resnet18"), "classification", 2)
     assert plugin.visiontl_build(other) is None
-    assert plugin.visiontl_build(BuildRequest(parse_model_id("torchvision:resnet18"), "detection", 2)) is None
+    with pytest.raises(PluginError, match="not 'keypoints'"):
+        plugin.visiontl_build(BuildRequest(parse_model_id("torchvision:resnet18"), "keypoints", 2))
     built = build("squeezenet1_1")
     foreign = BuiltModel(built.model, parse_model_id("timm:squeezenet1_1"), "classification")
     assert plugin.visiontl_freeze(foreign) is None
-    assert plugin.visiontl_select("detection") is None
+    assert plugin.visiontl_select("keypoints") is None
 
 
 # --------------------------------------------------------------------------- contract and splits

@@ -29,16 +29,25 @@ def visiontl_plugin_info() -> PluginInfo:
     return PluginInfo(
         name="core",
         families=(),
-        tasks=("classification",),
+        tasks=tuple(m.rsplit(".", 1)[-1] for m, _ in BUILTIN_TASKS),
         description="built-in tasks, the shared training loop and the generic benchmark harness",
     )
 
 
+#: The built-in tasks: (module, factory attribute). Each factory returns a list of adapters.
+BUILTIN_TASKS: tuple[tuple[str, str], ...] = (
+    ("visiontl.tasks.classification", "tasks"),
+)
+
+
 @hookimpl
 def visiontl_tasks() -> list[TaskAdapter]:
-    from visiontl.tasks.classification import ClassificationTask
+    import importlib
 
-    return [ClassificationTask()]
+    adapters: list[TaskAdapter] = []
+    for module, factory in BUILTIN_TASKS:
+        adapters += getattr(importlib.import_module(module), factory)()
+    return adapters
 
 
 @hookimpl(trylast=True)

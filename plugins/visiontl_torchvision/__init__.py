@@ -9,14 +9,15 @@
 * Layer groups per architecture: ``stem``, ``stage1..N`` (optionally ``final_conv``/``fc``),
   ``head``; a features/head split for feature caching where one is exact.
 
-The hooks only dispatch by task: the work lives in ``classification`` (building, heads),
-``groups``, ``splits``, ``weights`` and ``catalogue``. Detection and segmentation modules can
-join them and be dispatched the same way. Nothing here imports torch or torchvision at import
+The hooks only dispatch by task through :data:`TASK_MODULES`: classification lives in
+``classification`` (building, heads), ``groups``, ``splits``, ``weights`` and ``catalogue``. Nothing here imports torch or torchvision at import
 time.
 """
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from visiontl import hookimpl
@@ -27,8 +28,19 @@ if TYPE_CHECKING:  # pragma: no cover
     from visiontl.contracts import BuildRequest, BuiltModel, LayerGroup
 
 FAMILY = "torchvision"
-CLASSIFICATION = "classification"
-TASKS = (CLASSIFICATION,)
+
+#: Task -> the module that serves it. Each module exposes ``model_names(task)``,
+#: ``cards(task)``, ``build(request)`` and ``groups(built)``; the hooks only dispatch.
+TASK_MODULES: dict[str, str] = {
+    "classification": "visiontl_torchvision.classification",
+}
+TASKS = tuple(TASK_MODULES)
+
+
+def _module(task: str | None) -> ModuleType | None:
+    if task not in TASK_MODULES:
+        return None
+    return importlib.import_module(TASK_MODULES[task])
 
 
 @hookimpl
@@ -39,7 +51,7 @@ def visiontl_plugin_info() -> PluginInfo:
         tasks=TASKS,
         requires=("torchvision>=0.15",),
         install_hint="pip install 'visiontl[torchvision]'",
-        description="every torchvision classification model, with torchvision's published weights",
+        description="torchvision models for " + ", ".join(TASKS) + ", with torchvision's published weights",
     )
 
 
@@ -47,35 +59,38 @@ def visiontl_plugin_info() -> PluginInfo:
 def visiontl_model_names(family: str, task: str | None) -> list[str] | None:
     if family != FAMILY:
         return None
-    if task not in (None, *TASKS):
-        return []
-    from visiontl_torchvision.classification import model_names
-
-    return model_names()
+    names: list[str] = []
+    for name in TASKS if task is None else (task,):
+        module = _module(name)
+        if module is not None:
+            names += [n for n in module.model_names(name) if n not in names]
+    return names
 
 
 @hookimpl
 def visiontl_select(task: str) -> list[ModelCard] | None:
-    if task != CLASSIFICATION:
-        return None
-    from visiontl_torchvision.catalogue import classification_cards
-
-    return list(classification_cards())
+    module = _module(task)
+    return list(module.cards(task)) if module is not None else None
 
 
 @hookimpl
 def visiontl_build(request: BuildRequest) -> BuiltModel | None:
-    if request.model_id.family != FAMILY or request.task != CLASSIFICATION:
+    if request.model_id.family != FAMILY:
         return None
-    from visiontl_torchvision.classification import build
+    module = _module(request.task)
+    if module is None:
+        from visiontl.errors import PluginError
 
-    return build(request)
+        raise PluginError(
+            f"torchvision models serve the tasks {', '.join(TASKS)}, not '{request.task}'.",
+            fix="pick a model id of a family that serves this task (see: visiontl models --task " + request.task + ")",
+        )
+    return module.build(request)
 
 
 @hookimpl
 def visiontl_freeze(built: BuiltModel) -> list[LayerGroup] | None:
-    if built.model_id.family != FAMILY or built.task != CLASSIFICATION:
+    if built.model_id.family != FAMILY:
         return None
-    from visiontl_torchvision.groups import classification_groups
-
-    return classification_groups(built.model)
+    module = _module(built.task)
+    return module.groups(built) if module is not None else None

@@ -18,7 +18,8 @@ from visiontl.errors import ConfigError, PluginError
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
-    from visiontl.contracts import BuildRequest, BuiltModel
+    from visiontl.cards import ModelCard
+    from visiontl.contracts import BuildRequest, BuiltModel, LayerGroup
 
 #: The classifier layer each architecture ends with (a ``named_modules`` path), replaced by
 #: the new head. Anything else falls back to :func:`_find_head` (the rule these all obey).
@@ -63,9 +64,23 @@ def _names() -> tuple[str, ...]:
     return tuple(sorted(torchvision.models.list_models(module=torchvision.models)))
 
 
-def model_names() -> list[str]:
+def model_names(task: str = "classification") -> list[str]:
     """Every torchvision classification builder name (``resnet18``, ``vit_b_16`` ...)."""
     return list(_names())
+
+
+def cards(task: str = "classification") -> list[ModelCard]:
+    """Catalogue cards of the curated classifiers (figures from torchvision's weight metadata)."""
+    from visiontl_torchvision.catalogue import classification_cards
+
+    return list(classification_cards())
+
+
+def groups(built: BuiltModel) -> list[LayerGroup]:
+    """Layer groups of a classifier built here."""
+    from visiontl_torchvision.groups import classification_groups
+
+    return classification_groups(built.model)
 
 
 def build(request: BuildRequest) -> BuiltModel:

@@ -30,27 +30,62 @@ class DataSection(Section):
 
     format: str = Field(
         "imagefolder",
-        description="Dataset layout: 'imagefolder' (one folder per class) or 'csv' "
-        "(columns path,label); other tasks add their own formats.",
+        description="Dataset layout: 'imagefolder' (one folder per class) or 'csv' (columns path,label) "
+        "for classification; 'coco' (COCO JSON) or 'yolo' (YOLO txt + data yaml) for detection and "
+        "instance segmentation; 'masks' (image and mask folders) for semantic segmentation.",
     )
     root: str = Field(
         ...,
         description="Dataset folder, absolute or relative to the data root "
         "($VISIONTL_DATA_DIR, default ./data).",
     )
-    train: str = Field("train", description="Training split: a subfolder of root (imagefolder) or a CSV file (csv).")
+    train: str = Field(
+        "train",
+        description="Training split under root: a class-folder parent (imagefolder), a CSV file (csv), a "
+        "COCO JSON file (coco), or an image folder (masks).",
+    )
     val: str | None = Field(
         "val",
-        description="Validation split: a subfolder or CSV file; null to carve it out of train with val_split.",
+        description="Validation split, in the same form as train; null to carve it out of train with "
+        "val_split or val_last.",
     )
     val_split: float | None = Field(
-        None, gt=0.0, lt=1.0, description="Fraction of train held out for validation when val is null."
+        None, gt=0.0, lt=1.0, description="Fraction of train held out for validation (stratified by class for classification)."
+    )
+    val_last: int | None = Field(
+        None, ge=1, description="Hold out the last N training items (sorted by file name) for validation."
+    )
+    images: str | None = Field(
+        None,
+        description="Image folder under root that COCO file_name entries are relative to (coco; default: "
+        "the JSON's folder), or the image folder (masks; default: train).",
+    )
+    masks: str | None = Field(
+        None, description="Mask folder under root, matched to images by file stem (masks)."
+    )
+    val_images: str | None = Field(None, description="Validation image folder (coco, masks), when separate.")
+    val_masks: str | None = Field(None, description="Validation mask folder (masks), when separate.")
+    yaml: str | None = Field(
+        None,
+        description="YOLO data yaml under root (yolo); its train/val entries name the splits and a relative "
+        "'path:' is resolved against the yaml's folder.",
     )
     image_root: str | None = Field(
         None, description="Folder CSV paths are relative to (default: the CSV's folder)."
     )
     class_names: list[str] | None = Field(
-        None, description="Class order to use; default: sorted folder names or CSV labels."
+        None, description="Class order to use; default: sorted folder names, CSV labels, or the annotation file's categories."
+    )
+    value_map: dict[int, int] | None = Field(
+        None,
+        description="Semantic masks: stored mask value -> class index (e.g. panoptic ids to 0..C-1); values "
+        "not listed are reported unless they equal ignore_index.",
+    )
+    mask_colors: list[tuple[int, int, int]] | None = Field(
+        None, description="Semantic masks stored as RGB colours: the colour of each class, in class order."
+    )
+    ignore_index: int = Field(
+        255, description="Semantic masks: label value ignored by the loss and the metrics."
     )
     synthesize: Literal["shapes"] | None = Field(
         None,
@@ -61,9 +96,19 @@ class DataSection(Section):
         None, ge=16, description="Input size override; default: the model's own input size."
     )
     limit: int | None = Field(
-        None, ge=1, description="Use at most this many images per class and split (smoke runs)."
+        None, ge=1, description="Use at most this many images per class and split (classification) or per split (other tasks), for smoke runs."
     )
     split_seed: int = Field(0, description="Seed of the train/val split when val_split is used.")
+
+    @model_validator(mode="after")
+    def _one_way_to_validate(self) -> DataSection:
+        if self.val_split is not None and self.val_last is not None:
+            raise ValueError("give val_split or val_last, not both")
+        if (self.val_split is not None or self.val_last is not None) and "val" in self.model_fields_set and self.val is not None:
+            raise ValueError("val names a validation split and val_split/val_last carves one from train: choose one (set val: null)")
+        if self.val_split is not None or self.val_last is not None:
+            self.__dict__["val"] = None  # carving replaces the default 'val' split
+        return self
 
 
 class ModelSection(Section):

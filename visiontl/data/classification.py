@@ -148,6 +148,14 @@ def stratified_split(samples: Sequence[Sample], fraction: float, seed: int) -> t
     return train, val
 
 
+def hold_out_last(samples: Sequence[Sample], count: int) -> tuple[list[Sample], list[Sample]]:
+    """Split off the last ``count`` samples (sorted by file name) as validation."""
+    ordered = sorted(samples, key=lambda s: s.path.name)
+    if count >= len(ordered):
+        raise DataError(f"data.val_last is {count} but the training split has only {len(ordered)} items.")
+    return ordered[:-count], ordered[-count:]
+
+
 def limit_per_class(samples: Sequence[Sample], limit: int | None) -> list[Sample]:
     """Keep at most ``limit`` samples per class (first in scan order)."""
     if limit is None:

@@ -11,6 +11,7 @@ from visiontl.data.classification import (
     Sample,
     Unreadable,
     count_per_class,
+    hold_out_last,
     limit_per_class,
     resolve_dir,
     scan_csv,
@@ -101,12 +102,15 @@ class ClassificationTask(TaskAdapter):
             skipped.update(val.skipped)
             val_samples = val.samples
         else:
-            if data.val_split is None:
+            if data.val_last is not None:
+                train_samples, val_samples = hold_out_last(train_samples, data.val_last)
+            elif data.val_split is not None:
+                train_samples, val_samples = stratified_split(train_samples, data.val_split, data.split_seed)
+            else:
                 raise ConfigError(
-                    "data.val is null and data.val_split is not set: there is no validation set.",
-                    fix="set data.val to a split folder/file, or data.val_split (e.g. 0.2)",
+                    "data.val is null and neither data.val_split nor data.val_last is set: there is no validation set.",
+                    fix="set data.val to a split folder/file, or data.val_split (e.g. 0.2), or data.val_last (e.g. 50)",
                 )
-            train_samples, val_samples = stratified_split(train_samples, data.val_split, data.split_seed)
         train_samples = limit_per_class(train_samples, data.limit)
         val_samples = limit_per_class(val_samples, data.limit)
         if not train_samples:
@@ -225,3 +229,8 @@ class ClassificationTask(TaskAdapter):
         for name, row in metrics.get("per_class", {}).items():
             lines.append(f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |")
         return lines
+
+
+def tasks() -> list[TaskAdapter]:
+    """The adapters this module contributes (see ``visiontl.core_plugin.BUILTIN_TASKS``)."""
+    return [ClassificationTask()]

@@ -114,7 +114,8 @@ class SharedTrainingLoop:
             return iterable
         from tqdm.auto import tqdm
 
-        return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
+        # disable=None: bars only on a terminal; logs and CI get the per-epoch lines alone.
+        return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True, disable=None)
 
     def _note_skipped(self, skipped: dict[str, str]) -> None:
         for path, reason in skipped.items():
