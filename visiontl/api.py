@@ -7,7 +7,7 @@ Python with the same behaviour.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from visiontl.contracts import (
     TrainJob,
     TrainResult,
 )
-from visiontl.errors import PluginError, RunError, VisiontlError
+from visiontl.errors import PluginError, RunError
 from visiontl.freeze.plan import Plan, build_plan
 from visiontl.ids import parse_model_id, suggest
 from visiontl.plugin_manager import Plugins, get_plugins
@@ -291,43 +291,68 @@ def load_trained(target: str | Path, plugins: Plugins | None = None) -> LoadedMo
 
 @dataclass
 class Prediction:
-    """Top-k classes of one image (or the reason it could not be read)."""
+    """A prediction for one image file (or the reason it could not be read).
+
+    Attributes:
+        path: the image file.
+        top: ``(class name, score)`` pairs, best first (top-k classes, or one per object).
+        details: task-specific data (boxes, mask areas ...).
+        overlay: the PNG drawn for it, if any.
+        error: why the file could not be read.
+    """
 
     path: str
     top: list[tuple[str, float]]
+    details: dict[str, Any] = field(default_factory=dict)
+    overlay: str | None = None
     error: str | None = None
 
 
-def predict(target: str | Path, images: list[str | Path], topk: int = 5, plugins: Plugins | None = None) -> list[Prediction]:
-    """Classify images with a trained run or checkpoint.
+def predict(
+    target: str | Path,
+    images: list[str | Path],
+    topk: int = 5,
+    *,
+    score_threshold: float | None = None,
+    out_dir: str | Path | None = None,
+    plugins: Plugins | None = None,
+) -> list[Prediction]:
+    """Predict images with a trained run or checkpoint.
 
     Folders are expanded to the images inside them; unreadable files get an ``error``.
+    Tasks that draw (boxes, masks) write ``<out_dir>/<stem>.png`` overlays when ``out_dir``
+    is given.
+
+    Args:
+        score_threshold: lowest score kept for objects (default: the recipe's eval.score_threshold).
     """
-    import torch
-
     from visiontl.data.images import UnreadableImage, is_image_file, load_rgb
-    from visiontl.data.transforms import eval_transform
 
+    plugins = plugins or get_plugins()
     loaded = load_trained(target, plugins)
-    if loaded.task != "classification":
-        raise VisiontlError(f"predict for task '{loaded.task}' is not available yet.")
-    transform = eval_transform(loaded.preprocessing)
+    task = resolve_task(plugins, loaded.task)
+    threshold = loaded.recipe.eval.score_threshold if score_threshold is None else score_threshold
     files: list[Path] = []
     for item in images:
         p = Path(item)
         files += sorted(q for q in p.rglob("*") if q.is_file() and is_image_file(q)) if p.is_dir() else [p]
     out: list[Prediction] = []
-    k = min(topk, len(loaded.class_names))
     for f in files:
         try:
-            x = transform(load_rgb(f)).unsqueeze(0)
+            image = load_rgb(f)
         except UnreadableImage as exc:
-            out.append(Prediction(str(f), [], str(exc)))
+            out.append(Prediction(str(f), [], error=str(exc)))
             continue
-        with torch.no_grad():
-            probs = torch.softmax(loaded.model(x).float(), dim=1)[0]
-        values, indices = probs.topk(k)
-        out.append(Prediction(str(f), [(loaded.class_names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)]))
+        result = task.predict(loaded.model, image, loaded.preprocessing, loaded.class_names, topk=topk, score_threshold=threshold)
+        prediction = Prediction(str(f), result.labels, result.details)
+        if out_dir is not None:
+            overlay = task.draw(image, result, loaded.class_names)
+            if overlay is not None:
+                Path(out_dir).mkdir(parents=True, exist_ok=True)
+                path = Path(out_dir) / f"{f.stem}.png"
+                overlay.save(path)
+                prediction.overlay = str(path)
+        out.append(prediction)
     return out
 
 

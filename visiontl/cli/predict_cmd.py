@@ -12,13 +12,21 @@ from visiontl.cli.options import data_root_option, echo_json, json_option, set_o
 @click.command("predict")
 @click.argument("target", type=click.Path(exists=True, path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--topk", default=3, show_default=True, help="Classes to show per image.")
+@click.option("--topk", default=3, show_default=True, help="Classes to show per image (classification).")
+@click.option("--score-threshold", type=float, default=None, help="Lowest score of objects kept (default: the recipe's eval.score_threshold).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Folder for drawn overlays (default: <run>/predictions for tasks that draw).")
 @json_option
-def predict_command(target: Path, images: tuple[Path, ...], topk: int, as_json: bool) -> None:
-    """Classify IMAGES (files or folders) with TARGET, a run directory or checkpoint."""
+def predict_command(target: Path, images: tuple[Path, ...], topk: int, score_threshold: float | None, out_dir: Path | None, as_json: bool) -> None:
+    """Predict IMAGES (files or folders) with TARGET, a run directory or checkpoint.
+
+    Classification prints the top-k classes; detection and segmentation also draw their
+    boxes and masks onto PNGs in --out.
+    """
     from visiontl import api
 
-    predictions = api.predict(target, list(images), topk=topk)
+    if out_dir is None:
+        out_dir = (target if target.is_dir() else target.parent.parent) / "predictions"
+    predictions = api.predict(target, list(images), topk=topk, score_threshold=score_threshold, out_dir=out_dir)
     if as_json:
         echo_json([p.__dict__ for p in predictions])
         return
@@ -26,7 +34,8 @@ def predict_command(target: Path, images: tuple[Path, ...], topk: int, as_json: 
         if p.error:
             click.echo(f"{p.path}: unreadable ({p.error})")
         else:
-            click.echo(f"{p.path}: " + ", ".join(f"{name} {prob:.3f}" for name, prob in p.top))
+            drawn = f"  -> {p.overlay}" if p.overlay else ""
+            click.echo(f"{p.path}: " + (", ".join(f"{name} {prob:.3f}" for name, prob in p.top) or "nothing found") + drawn)
 
 
 @click.command("eval")

@@ -258,6 +258,12 @@ class LossSection(Section):
     class_weights: list[float] | Literal["balanced"] | None = Field(
         None, description="Per-class loss weights, or 'balanced' (inverse class frequency)."
     )
+    terms: dict[str, float] | None = Field(
+        None,
+        description="A weighted sum of losses instead of name, e.g. {cross_entropy: 1.0, dice: 0.5} "
+        "(segmentation: cross_entropy, dice, focal).",
+    )
+    focal_gamma: float = Field(2.0, ge=0.0, description="Focal loss focusing parameter.")
 
 
 class EarlyStoppingSection(Section):
@@ -312,6 +318,14 @@ class EvalSection(Section):
 
     metric: str | None = Field(None, description="Metric that decides the best epoch; default: the task's (accuracy).")
     topk: int = Field(5, ge=1, description="k of the top-k accuracy (capped at the number of classes).")
+    score_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="Lowest score of a predicted object that predict draws and lists."
+    )
+    inference: Literal["resize", "sliding"] = Field(
+        "resize",
+        description="Segmentation on images of any size: resize to the input size and back, or slide a window.",
+    )
+    window_overlap: float = Field(0.25, ge=0.0, lt=1.0, description="Overlap of sliding windows (fraction of the window).")
 
 
 class OutputSection(Section):

@@ -72,6 +72,20 @@ class Batch:
         return len(self.indices)
 
 
+@dataclass
+class PredictionResult:
+    """What a task predicts for one image.
+
+    Attributes:
+        labels: ``(class name, score)`` pairs: the top-k classes (classification) or one per
+            detected object / present class (detection, segmentation), best first.
+        details: task-specific, JSON-serialisable data (boxes, mask areas ...).
+    """
+
+    labels: list[tuple[str, float]]
+    details: dict[str, Any] = field(default_factory=dict)
+
+
 class Evaluator(ABC):
     """Accumulates predictions over a dataset and computes the task's metrics."""
 
@@ -155,6 +169,24 @@ class TaskAdapter(ABC):
     @abstractmethod
     def evaluator(self, recipe: Recipe, info: DataInfo) -> Evaluator:
         """A fresh evaluator for one pass over the validation set."""
+
+    # ------------------------------------------------------------------ inference
+    def predict(
+        self,
+        model: nn.Module,
+        image: Any,
+        preprocessing: Preprocessing,
+        class_names: Sequence[str],
+        *,
+        topk: int = 5,
+        score_threshold: float = 0.5,
+    ) -> PredictionResult:
+        """Predict one RGB PIL image with an eval-mode model."""
+        raise NotImplementedError(f"task '{self.name}' has no prediction for single images")
+
+    def draw(self, image: Any, result: PredictionResult, class_names: Sequence[str]) -> Any | None:
+        """An overlay of ``result`` on ``image`` (a PIL image) to save as PNG, or ``None``."""
+        return None
 
     # ------------------------------------------------------------------ contract kit
     def example_batch(self, num_classes: int, input_size: tuple[int, int], batch_size: int = 2) -> Batch:

@@ -20,7 +20,7 @@ from visiontl.data.classification import (
 )
 from visiontl.errors import ConfigError, DataError
 from visiontl.ids import suggest
-from visiontl.tasks.base import Batch, DataInfo, Evaluator, TaskAdapter
+from visiontl.tasks.base import Batch, DataInfo, Evaluator, PredictionResult, TaskAdapter
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -211,6 +211,26 @@ class ClassificationTask(TaskAdapter):
     def check_outputs(self, outputs: Any, num_classes: int, batch: Batch) -> None:
         shape = tuple(outputs.shape)
         assert shape == (len(batch), num_classes), f"classification outputs should be (batch, classes) = {(len(batch), num_classes)}, got {shape}"
+
+    def predict(
+        self,
+        model: Any,
+        image: Any,
+        preprocessing: Preprocessing,
+        class_names: Sequence[str],
+        *,
+        topk: int = 5,
+        score_threshold: float = 0.5,
+    ) -> PredictionResult:
+        import torch
+
+        from visiontl.data.transforms import eval_transform
+
+        x = eval_transform(preprocessing)(image).unsqueeze(0)
+        with torch.no_grad():
+            probs = torch.softmax(model(x).float(), dim=1)[0]
+        values, indices = probs.topk(min(topk, len(class_names)))
+        return PredictionResult([(class_names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)])
 
     # ------------------------------------------------------------------ eval
     def evaluator(self, recipe: Recipe, info: DataInfo) -> Evaluator:
