@@ -26,6 +26,13 @@ _LAZY = {
 }
 
 
+def select(*args: Any, **kwargs: Any) -> Any:
+    """Recommend models and a transfer strategy (see :func:`visiontl.selection.engine.select`)."""
+    from visiontl.selection.engine import select as _select
+
+    return _select(*args, **kwargs)
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
@@ -34,4 +41,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'visiontl' has no attribute {name!r}")
 
 
-__all__ = ["VisiontlError", "hookimpl", "__version__", *_LAZY]
+__all__ = ["VisiontlError", "hookimpl", "__version__", "select", *_LAZY]

@@ -103,6 +103,19 @@ def build_model(plugins: Plugins, recipe: Recipe, class_names: list[str], data_r
     return built
 
 
+def build_model_for_card(card: Any, plugins: Plugins | None = None, num_classes: int = 1000) -> BuiltModel:
+    """Build a catalogue card's model with random weights (for timing, not training)."""
+    plugins = plugins or get_plugins()
+    model_id = parse_model_id(card.id)
+    plugins.require_family(model_id.family)
+    task = card.tasks[0]
+    request = BuildRequest(model_id=model_id, task=task, num_classes=num_classes, class_names=tuple(f"c{i}" for i in range(num_classes)))
+    built = plugins.hook.visiontl_build(request=request)
+    if built is None:
+        raise PluginError(f"No plugin built '{model_id}'.")
+    return built
+
+
 def layer_groups(plugins: Plugins, built: BuiltModel) -> list[LayerGroup]:
     """The model's layer groups from its plugin, checked to cover every parameter once."""
     from visiontl.freeze.apply import check_groups

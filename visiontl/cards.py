@@ -32,6 +32,30 @@ class Figure:
 
 
 @dataclass(frozen=True)
+class MacProfile:
+    """Where a model's multiply-accumulates go, at the card's input size and batch 1.
+
+    Counted by building the model on the meta device (no memory, no weights) with
+    :func:`visiontl.selection.profile.mac_profile`. Latency depends on more than the MAC
+    total: depthwise convolutions and many small layers cost more per MAC on most hardware.
+
+    Attributes:
+        macs: every multiply-accumulate (torch's FlopCounterMode FLOPs / 2).
+        dense: MACs of everything but grouped convolutions (convolutions, linear layers,
+            attention matrix products).
+        depthwise: MACs of grouped (depthwise) convolutions.
+        layers: convolutions and matrix products executed.
+        activations: elements those operations write (a memory-traffic proxy).
+    """
+
+    macs: float
+    dense: float
+    depthwise: float
+    layers: int
+    activations: float
+
+
+@dataclass(frozen=True)
 class ModelCard:
     """What the catalogue knows about one model.
 
@@ -45,8 +69,11 @@ class ModelCard:
         latencies: published or measured latencies.
         licence: licence of the weights (or code when there are no weights).
         weights: where pretrained weights come from (``hf-hub:timm/...``, a URL), empty if none.
-        tags: free hints for selection (``mobile``, ``edge-friendly``, ``transformer`` ...).
+        tags: free hints for selection (``mobile``, ``realtime``, ``transformer`` ...).
         notes: one line worth knowing.
+        arch: architecture family (``efficientnet``, ``yolov8``, ``deeplabv3plus`` ...): latency
+            corrections learnt for one member apply to its family.
+        profile: the MAC breakdown the latency model uses.
     """
 
     id: str
@@ -60,6 +87,8 @@ class ModelCard:
     weights: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     notes: str = ""
+    arch: str = ""
+    profile: MacProfile | None = None
     extras: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -74,5 +103,24 @@ class ModelCard:
         """The first published figure called ``name``."""
         return next((m for m in self.metrics if m.name == name), None)
 
+    @property
+    def has_weights(self) -> bool:
+        """Whether published pretrained weights exist for it."""
+        return bool(self.weights)
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
+        """The inverse of :meth:`as_dict` (catalogue data files are stored this way)."""
+        data = dict(data)
+        data["tasks"] = tuple(data.get("tasks", ()))
+        data["input_size"] = tuple(data.get("input_size", (224, 224)))
+        data["metrics"] = tuple(Figure(**f) for f in data.get("metrics", ()))
+        data["latencies"] = tuple(Figure(**f) for f in data.get("latencies", ()))
+        data["weights"] = tuple(data.get("weights", ()))
+        data["tags"] = tuple(data.get("tags", ()))
+        if data.get("profile"):
+            data["profile"] = MacProfile(**data["profile"])
+        return cls(**data)
