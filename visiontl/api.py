@@ -96,6 +96,8 @@ def build_model(plugins: Plugins, recipe: Recipe, class_names: list[str], data_r
         weights=weights,
         options=dict(recipe.model.options),
         class_names=tuple(class_names),
+        input_size=(recipe.data.image_size, recipe.data.image_size) if recipe.data.image_size else None,
+        data_root=data_root,
     )
     built = plugins.hook.visiontl_build(request=request)
     if built is None:
@@ -200,9 +202,28 @@ def run(
     plugins = plugins or get_plugins()
     prepared = prepare(recipe, plugins, data_root)
     name = recipe.output.name or parse_model_id(recipe.model.id).name
-    run_dir = RunDir.create(Path(recipe.output.dir), recipe.task, name)
-    run_dir.write_text("recipe.yaml", yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False))
+    ctx = _join_processes(recipe)
+    # Under torchrun only rank 0 creates and writes the run directory; the others learn its path.
+    run_path = None
+    if ctx.is_main:
+        run_dir = RunDir.create(Path(recipe.output.dir), recipe.task, name)
+        run_dir.write_text("recipe.yaml", yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False))
+        run_path = run_dir.path
+    from visiontl.train import distributed
+
+    run_dir = RunDir(distributed.broadcast(run_path, ctx))
     return _train(prepared, plugins, run_dir, resume_from=None)
+
+
+def _join_processes(recipe: Recipe) -> Any:
+    """The distributed context (joined now when launched by torchrun)."""
+    from visiontl.train import distributed
+    from visiontl.train.precision import resolve_device
+
+    ctx = distributed.from_env()
+    if ctx.enabled:
+        distributed.init(ctx, distributed.device_for(ctx, resolve_device(recipe.train.device)))
+    return ctx
 
 
 def resume(run_path: str | Path, *, plugins: Plugins | None = None, data_root: Path | None = None) -> RunOutcome:
@@ -218,6 +239,7 @@ def resume(run_path: str | Path, *, plugins: Plugins | None = None, data_root: P
     recipe = validate_recipe(yaml.safe_load((run_dir.path / "recipe.yaml").read_text()), f"'{run_dir.path / 'recipe.yaml'}'")
     plugins = plugins or get_plugins()
     prepared = prepare(recipe, plugins, data_root, fresh=True)
+    _join_processes(recipe)
     from visiontl.contracts import WeightsReport
 
     saved = load_checkpoint(run_dir.last).get("weights")
@@ -229,11 +251,14 @@ def resume(run_path: str | Path, *, plugins: Plugins | None = None, data_root: P
 def _train(prepared: Prepared, plugins: Plugins, run_dir: Any, resume_from: Path | None) -> RunOutcome:
     from visiontl.runs.plots import plot_curves
     from visiontl.runs.report import build_summary, write_report
+    from visiontl.train import distributed
 
-    run_dir.write_json("plan.json", prepared.plan.to_dict())
-    run_dir.write_text("plan.txt", prepared.plan.table() + "\n")
-    for path, reason in prepared.info.skipped.items():
-        log.warning(f"skipped {path}: {reason}")
+    main = distributed.from_env().is_main
+    if main:
+        run_dir.write_json("plan.json", prepared.plan.to_dict())
+        run_dir.write_text("plan.txt", prepared.plan.table() + "\n")
+        for path, reason in prepared.info.skipped.items():
+            log.warning(f"skipped {path}: {reason}")
     job = TrainJob(
         recipe=prepared.recipe,
         built=prepared.built,
@@ -252,12 +277,13 @@ def _train(prepared: Prepared, plugins: Plugins, run_dir: Any, resume_from: Path
     if result is None:
         raise PluginError(f"No plugin trained '{prepared.built.model_id}'.")
     summary = build_summary(job, result, started, dt.datetime.now().astimezone())
-    run_dir.write_json("summary.json", summary)
-    plots: list[Path] = []
-    if prepared.recipe.output.plots and result.history:
-        plots.append(plot_curves(result.history, result.primary_metric, run_dir.path / "curves.png"))
-        plots += prepared.task.plots(result.final_metrics, prepared.info, run_dir.path)
-    write_report(run_dir, summary, prepared.task.report_lines(result.final_metrics, prepared.info), plots)
+    if main:
+        run_dir.write_json("summary.json", summary)
+        plots: list[Path] = []
+        if prepared.recipe.output.plots and result.history:
+            plots.append(plot_curves(result.history, result.primary_metric, run_dir.path / "curves.png"))
+            plots += prepared.task.plots(result.final_metrics, prepared.info, run_dir.path)
+        write_report(run_dir, summary, prepared.task.report_lines(result.final_metrics, prepared.info), plots)
     return RunOutcome(run_dir.path, result, summary)
 
 
@@ -356,7 +382,7 @@ def predict(
         except UnreadableImage as exc:
             out.append(Prediction(str(f), [], error=str(exc)))
             continue
-        result = task.predict(loaded.model, image, loaded.preprocessing, loaded.class_names, topk=topk, score_threshold=threshold)
+        result = task.predict(loaded.model, image, loaded.preprocessing, loaded.class_names, topk=topk, score_threshold=threshold, recipe=loaded.recipe)
         prediction = Prediction(str(f), result.labels, result.details)
         if out_dir is not None:
             overlay = task.draw(image, result, loaded.class_names)

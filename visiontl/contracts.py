@@ -86,6 +86,11 @@ class BuildRequest:
         weights: a local weights file (state_dict or checkpoint); wins over ``pretrained``.
         options: family-specific keyword options from the recipe's ``model.options``.
         class_names: the dataset's class names, in label order.
+        input_size: the recipe's ``data.image_size`` as (height, width), or ``None`` for the
+            model's own; families whose architecture depends on it (letterbox size, anchors)
+            read it here.
+        data_root: the root relative paths in ``options`` (backbone weight files ...) are
+            resolved against (``visiontl.weights.resolve_weights_path``).
     """
 
     model_id: ModelId
@@ -95,6 +100,8 @@ class BuildRequest:
     weights: Path | None = None
     options: dict[str, Any] = field(default_factory=dict)
     class_names: tuple[str, ...] = ()
+    input_size: tuple[int, int] | None = None
+    data_root: Path | None = None
 
 
 @dataclass

@@ -29,7 +29,7 @@ def visiontl_plugin_info() -> PluginInfo:
     return PluginInfo(
         name="core",
         families=(),
-        tasks=tuple(m.rsplit(".", 1)[-1] for m, _ in BUILTIN_TASKS),
+        tasks=BUILTIN_TASK_NAMES,
         description="built-in tasks, the shared training loop and the generic benchmark harness",
     )
 
@@ -37,7 +37,13 @@ def visiontl_plugin_info() -> PluginInfo:
 #: The built-in tasks: (module, factory attribute). Each factory returns a list of adapters.
 BUILTIN_TASKS: tuple[tuple[str, str], ...] = (
     ("visiontl.tasks.classification", "tasks"),
+    ("visiontl.tasks.detection", "tasks"),
+    ("visiontl.tasks.segmentation", "tasks"),
 )
+
+
+#: What BUILTIN_TASKS provide (listed by ``visiontl plugins`` without importing them).
+BUILTIN_TASK_NAMES = ("classification", "detection", "instance_segmentation", "segmentation")
 
 
 @hookimpl

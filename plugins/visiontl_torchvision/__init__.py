@@ -33,6 +33,9 @@ FAMILY = "torchvision"
 #: ``cards(task)``, ``build(request)`` and ``groups(built)``; the hooks only dispatch.
 TASK_MODULES: dict[str, str] = {
     "classification": "visiontl_torchvision.classification",
+    "detection": "visiontl_torchvision.detection",
+    "instance_segmentation": "visiontl_torchvision.detection",
+    "segmentation": "visiontl_torchvision.segmentation",
 }
 TASKS = tuple(TASK_MODULES)
 

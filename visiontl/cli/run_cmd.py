@@ -42,7 +42,7 @@ def run_command(recipe: Path | None, overrides: tuple[str, ...], data_root: Path
         prepared = api.prepare(loaded, data_root=data_root.resolve() if data_root else None)
         click.echo(f"Model {prepared.built.model_id} ({prepared.built.weights.source}); task {loaded.task}; "
                    f"{len(prepared.info.class_names)} classes; "
-                   + ", ".join(f"{split}: {sum(c.values())} images" for split, c in prepared.info.counts.items()))
+                   + ", ".join(f"{split}: {prepared.info.images(split)} images" for split in prepared.info.counts))
         click.echo(prepared.plan.table())
         return
     outcome = api.run(loaded, data_root=data_root.resolve() if data_root else None)

@@ -321,9 +321,10 @@ class EvalSection(Section):
     score_threshold: float = Field(
         0.5, ge=0.0, le=1.0, description="Lowest score of a predicted object that predict draws and lists."
     )
-    inference: Literal["resize", "sliding"] = Field(
-        "resize",
-        description="Segmentation on images of any size: resize to the input size and back, or slide a window.",
+    inference: Literal["auto", "resize", "sliding"] = Field(
+        "auto",
+        description="Segmentation on images of any size: resize to the input size and back, slide a window, "
+        "or auto (sliding when a side is much larger than the input size).",
     )
     window_overlap: float = Field(0.25, ge=0.0, lt=1.0, description="Overlap of sliding windows (fraction of the window).")
 

@@ -43,8 +43,10 @@ def build_summary(job: TrainJob, result: TrainResult, started: dt.datetime, fini
             "root": job.recipe.data.root,
             "classes": list(info.class_names),
             "counts": info.counts,
+            "images": {split: info.images(split) for split in info.counts},
             "skipped_count": len(skipped),
             "skipped": skipped,
+            **({"details": info.extras["summary"]} if isinstance(info.extras.get("summary"), dict) else {}),
         },
         "primary_metric": result.primary_metric,
         "best": {"epoch": result.best_epoch, result.primary_metric: result.best_metric, **_scalars(best_row)},
@@ -74,7 +76,7 @@ def write_report(run: RunDir, summary: dict[str, Any], task_lines: list[str], pl
         f"- Strategy: {summary['strategy']} — " + ", ".join(f"{p['name']} ({p['epochs']} ep)" for p in summary["phases"]),
         f"- Best {primary}: **{best[primary]:.4f}** at epoch {best['epoch']}; final {primary}: {final.get(primary, float('nan')):.4f}",
         f"- Data: {len(summary['data']['classes'])} classes, "
-        + ", ".join(f"{split} {sum(c.values())}" for split, c in summary["data"]["counts"].items())
+        + ", ".join(f"{split} {n}" for split, n in summary["data"]["images"].items())
         + f" images; {summary['data']['skipped_count']} file(s) skipped",
         f"- Time: {summary['timings_s'].get('train_total', 0):.1f} s on {summary.get('device', '?')} ({summary.get('precision', '?')})",
         "",
@@ -88,6 +90,9 @@ def write_report(run: RunDir, summary: dict[str, Any], task_lines: list[str], pl
         lines.append("")
     if task_lines:
         lines += ["## Per class (final epoch)", "", *task_lines, ""]
+    if summary.get("report_lines"):
+        # Trainers with their own loop (Ultralytics) add what a reader should know.
+        lines += ["## Trainer notes", "", *summary["report_lines"], ""]
     if summary["data"]["skipped"]:
         lines += ["## Skipped files", ""] + [f"- `{p}`: {r}" for p, r in list(summary["data"]["skipped"].items())[:50]] + [""]
     if plots:

@@ -30,7 +30,8 @@ class DataInfo:
         class_names: class names in label order.
         counts: split -> class name -> number of usable items.
         skipped: path -> reason, for files left out while scanning (unreadable, no label...).
-        extras: task-specific facts (annotation files, format details).
+        extras: task-specific facts (annotation files, format details); a JSON-serialisable
+            ``extras["summary"]`` dict is copied into the run's summary.json.
     """
 
     class_names: list[str]
@@ -43,7 +44,15 @@ class DataInfo:
         return len(self.class_names)
 
     def total(self, split: str) -> int:
+        """Sum of the counts of a split (images for classification, objects for detection)."""
         return sum(self.counts.get(split, {}).values())
+
+    def images(self, split: str) -> int:
+        """Images in a split: ``extras["images"][split]`` when a task counts objects per class."""
+        images = self.extras.get("images")
+        if isinstance(images, dict) and split in images:
+            return int(images[split])
+        return self.total(split)
 
     def min_per_class(self, split: str = "train") -> int:
         values = list(self.counts.get(split, {}).values())
@@ -132,6 +141,17 @@ class TaskAdapter(ABC):
     def collate(self, items: Sequence[Any]) -> Batch:
         """Collate dataset items (some may be unreadable markers) into a :class:`Batch`."""
 
+    def resolved_preset(self, recipe: Recipe, info: DataInfo) -> str:
+        """The augmentation preset to use: ``auto`` picks by images per class (see
+        :func:`visiontl.data.transforms.auto_preset`); other presets are taken as given."""
+        from visiontl.data.transforms import auto_preset
+
+        preset = recipe.augmentation.preset
+        if preset != "auto":
+            return preset
+        per_class = info.min_per_class("train") or info.total("train")
+        return auto_preset(per_class)
+
     def deterministic_train_transform(self, recipe: Recipe) -> bool:
         """Whether training items are the same every epoch (needed for feature caching)."""
         return False
@@ -180,8 +200,10 @@ class TaskAdapter(ABC):
         *,
         topk: int = 5,
         score_threshold: float = 0.5,
+        recipe: Recipe | None = None,
     ) -> PredictionResult:
-        """Predict one RGB PIL image with an eval-mode model."""
+        """Predict one RGB PIL image with an eval-mode model (``recipe``: the trained run's,
+        for task settings such as ``eval.inference``)."""
         raise NotImplementedError(f"task '{self.name}' has no prediction for single images")
 
     def draw(self, image: Any, result: PredictionResult, class_names: Sequence[str]) -> Any | None:

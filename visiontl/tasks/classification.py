@@ -133,12 +133,6 @@ class ClassificationTask(TaskAdapter):
             extras={"train_samples": train, "val_samples": val},
         )
 
-    def resolved_preset(self, recipe: Recipe, info: DataInfo) -> str:
-        from visiontl.data.transforms import auto_preset
-
-        preset = recipe.augmentation.preset
-        return auto_preset(info.min_per_class("train")) if preset == "auto" else preset
-
     def datasets(self, recipe: Recipe, info: DataInfo, preprocessing: Preprocessing, data_root: Path) -> tuple[Any, Any]:
         from visiontl.data.transforms import eval_transform, train_transform
 
@@ -221,6 +215,7 @@ class ClassificationTask(TaskAdapter):
         *,
         topk: int = 5,
         score_threshold: float = 0.5,
+        recipe: Recipe | None = None,
     ) -> PredictionResult:
         import torch
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader
 
 from visiontl import log
 from visiontl.contracts import TrainJob, TrainResult
@@ -23,6 +23,7 @@ from visiontl.freeze.apply import AppliedPhase, apply_phase
 from visiontl.freeze.audit import FreezeAudit
 from visiontl.freeze.plan import Phase
 from visiontl.tasks.base import Batch
+from visiontl.train import distributed
 from visiontl.train.cache import (
     MAX_CACHE_GB,
     FeatureCache,
@@ -66,7 +67,11 @@ class SharedTrainingLoop:
         self.recipe = job.recipe
         self.task = job.task
         self.model = job.built.model
-        self.device = resolve_device(self.recipe.train.device)
+        self.ctx = distributed.from_env()
+        self.device = distributed.device_for(self.ctx, resolve_device(self.recipe.train.device))
+        distributed.init(self.ctx, self.device)
+        self.rank_batch = distributed.check_batch(self.ctx, self.recipe.train.batch_size)
+        self.train_model: torch.nn.Module = job.built.model
         self.precision = self.recipe.train.precision
         check_precision(self.precision, self.device)
         self.state = LoopState()
@@ -89,14 +94,19 @@ class SharedTrainingLoop:
         self.loss_fn = self.task.loss_function(self.recipe, self.job.data_info)
 
     def _loader(self, dataset: Any, shuffle: bool, seed: int) -> DataLoader:
+        """Training batches (this rank's share, shuffled with ``seed``) or, unshuffled, every
+        item in order (evaluation and caching: each rank sees the whole set)."""
         train = self.recipe.train
-        # Both the sampler and the loader get their own seeded generators: nothing here
-        # draws from the global RNG, so dropout sees the same stream cached or not.
-        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed + 1)) if shuffle else SequentialSampler(dataset)
+        if shuffle:
+            batches = list(self._index_batches(dataset, seed))
+        else:
+            order = list(range(len(dataset)))
+            batches = [order[i:i + train.batch_size] for i in range(0, len(order), train.batch_size)]
+        # The loader gets its own seeded generator: nothing here draws from the global RNG,
+        # so dropout sees the same stream cached or not, resumed or not.
         return DataLoader(
             dataset,
-            batch_size=train.batch_size,
-            sampler=sampler,
+            batch_sampler=batches,
             num_workers=train.workers,
             collate_fn=self.task.collate,
             generator=torch.Generator().manual_seed(seed + 2),
@@ -105,9 +115,8 @@ class SharedTrainingLoop:
         )
 
     def _index_batches(self, dataset: Any, seed: int) -> Iterator[list[int]]:
-        """The index batches the shuffled loader would produce for ``seed``."""
-        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed + 1))
-        return iter(BatchSampler(sampler, self.recipe.train.batch_size, drop_last=False))
+        """This rank's index batches of a shuffled epoch (the same on the cached path)."""
+        return distributed.epoch_batches(len(dataset), self.recipe.train.batch_size, seed + 1, self.ctx)
 
     def _progress(self, iterable: Any, total: int, desc: str) -> Any:
         if not self.recipe.train.progress:
@@ -197,14 +206,18 @@ class SharedTrainingLoop:
                 continue
             batch = self.task.move_batch(batch, self.device, self.recipe.train.channels_last)
             batch = self.task.prepare_train_batch(batch, self.phase_recipe, self.job.data_info, mix_gen)
-            loss = self._train_step(batch, optimizer, schedule, scaler, lambda b: self.task.forward_train(self.model, b, self.loss_fn)[0])
+            loss = self._train_step(batch, optimizer, schedule, scaler, lambda b: self.task.forward_train(self.train_model, b, self.loss_fn)[0])
             total += loss * len(batch)
             count += len(batch)
+        mean_loss, count = distributed.mean(total / max(1, count), count, self.ctx)
         if count == 0:
             raise DataError("Every training image of this epoch was unreadable; nothing is left to train on.")
-        return total / count, count
+        return mean_loss, count
 
     def _evaluate(self, cache: FeatureCache | None) -> dict[str, Any]:
+        # Every rank evaluates the whole validation set with rank 0's statistics, so every
+        # rank takes the same best-epoch and early-stopping decisions without talking.
+        distributed.sync_buffers(self.model, self.ctx)
         self.model.eval()
         evaluator = self.task.evaluator(self.recipe, self.job.data_info)
         with torch.no_grad():
@@ -236,7 +249,7 @@ class SharedTrainingLoop:
 
     # ------------------------------------------------------------------ caching
     def _phase_caches(self, phase: Phase) -> tuple[FeatureCache | None, FeatureCache | None]:
-        mode = self.recipe.train.cache_features
+        mode = "off" if self.ctx.enabled else self.recipe.train.cache_features
         decision = cache_preconditions(
             self.job.built.split, self.task, self.task.deterministic_train_transform(self.phase_recipe), phase.bn, mode
         )
@@ -299,7 +312,7 @@ class SharedTrainingLoop:
         return payload
 
     def _save(self, best: bool, optimizer: torch.optim.Optimizer, schedule: Schedule, scaler: Any) -> None:
-        if not self.recipe.output.checkpoints:
+        if not self.recipe.output.checkpoints or not self.ctx.is_main:
             return
         train_state = {
             "loop": self.state.as_dict(),
@@ -323,6 +336,9 @@ class SharedTrainingLoop:
             phase = plan.phases[index]
             self._use_phase_augmentation(phase)
             applied: AppliedPhase = apply_phase(self.model, self.job.groups, phase, self.recipe.optimizer.weight_decay)
+            # DDP registers the parameters that need gradients when it is built: rebuild it
+            # whenever a phase changes them.
+            self.train_model = distributed.wrap(self.model, self.ctx, self.device)
             optimizer = build_optimizer(applied.param_groups, self.recipe.optimizer)
             steps = math.ceil(len(self.train_set) / self.recipe.train.batch_size)
             schedule = build_schedule(optimizer, self.recipe.scheduler, steps, phase.epochs, self.task.higher_is_better)
@@ -338,7 +354,7 @@ class SharedTrainingLoop:
                 self.state.bad_epochs = 0
             resumed = None
             audit = FreezeAudit.snapshot(self.model, applied.frozen_params, applied.stat_buffers, phase.name)
-            self.job.fire("visiontl_on_phase_start", run=self.job.run, phase=phase, index=index)
+            self._fire("visiontl_on_phase_start", run=self.job.run, phase=phase, index=index)
             train_cache, val_cache = self._phase_caches(phase)
             for epoch_in_phase in range(first_epoch, phase.epochs):
                 self.state.next_phase, self.state.next_epoch_in_phase = index, epoch_in_phase
@@ -379,13 +395,13 @@ class SharedTrainingLoop:
                     self.state.next_epoch_in_phase = epoch_in_phase + 1
                 self.state.phase_seconds[phase.name] = self.state.phase_seconds.get(phase.name, 0.0) + row["seconds"]
                 self._save(improved, optimizer, schedule, scaler)
-                self.job.fire("visiontl_on_epoch_end", run=self.job.run, phase=phase, epoch=self.state.epochs_done, metrics=row)
+                self._fire("visiontl_on_epoch_end", run=self.job.run, phase=phase, epoch=self.state.epochs_done, metrics=row)
                 self.last_metrics = metrics
                 if stop:
                     break
             report = audit.verify(self.model)
             self.audits.append(report.as_dict())
-            self.job.fire("visiontl_on_phase_end", run=self.job.run, phase=phase, index=index, audit=report)
+            self._fire("visiontl_on_phase_end", run=self.job.run, phase=phase, index=index, audit=report)
         if not hasattr(self, "last_metrics"):
             self.last_metrics = self._evaluate(None)
         from visiontl.freeze.modes import unlock_all
@@ -403,11 +419,22 @@ class SharedTrainingLoop:
                 "train_total": time.perf_counter() - started,
             },
             skipped=dict(self.state.skipped),
-            extras={"audits": self.audits, "feature_cache": self.cache_notes, "device": str(self.device), "precision": self.precision},
+            extras={
+                "audits": self.audits,
+                "feature_cache": self.cache_notes,
+                "device": str(self.device),
+                "precision": self.precision,
+                "world_size": self.ctx.world,
+            },
         )
 
+    def _fire(self, name: str, **kwargs: Any) -> None:
+        # Events (loggers, callbacks) run on rank 0 only: one log per run.
+        if self.ctx.is_main:
+            self.job.fire(name, **kwargs)
+
     def _print_epoch(self, row: dict[str, Any], primary: str) -> None:
-        if not self.recipe.train.progress:
+        if not self.recipe.train.progress or not self.ctx.is_main:
             return
         from tqdm.auto import tqdm
 

@@ -1,0 +1,172 @@
+"""From a recipe's ``data`` section to train and validation records (no model, no torch).
+
+* ``format: coco``: ``train``/``val`` name COCO JSON files under ``root``; ``images`` is the
+  folder their ``file_name`` entries are relative to (default: the JSON's folder), and
+  ``val_images`` the validation one when separate.
+* ``format: yolo``: ``yaml`` names the data yaml under ``root``; its ``train``/``val``
+  entries name the splits (a relative ``path:`` is resolved against the yaml's folder).
+* Without a validation split: ``val_last: N`` holds out the last N images by file name,
+  ``val_split: f`` a seeded random fraction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from visiontl.data.detection import records as R
+from visiontl.data.detection import split as S
+from visiontl.data.detection.records import DetectionRecord, LabelProblems
+from visiontl.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from visiontl.config.schema import DataSection
+
+FORMATS = ("coco", "yolo")
+
+
+@dataclass
+class DetectionScan:
+    """Class names, both splits, and every label problem found."""
+
+    class_names: list[str]
+    train: list[DetectionRecord]
+    val: list[DetectionRecord]
+    problems: LabelProblems = field(default_factory=LabelProblems)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def _root(data: DataSection, data_root: Path) -> Path:
+    from visiontl.data.classification import resolve_dir
+
+    root = resolve_dir(data.root, data_root)
+    if not root.exists():
+        raise DataError(
+            f"Dataset '{data.root}' not found (looked in {root}).",
+            fix="set data.root to an existing folder, or point $VISIONTL_DATA_DIR at the folder that holds it",
+        )
+    return root
+
+
+def _carve(data: DataSection, records: list[DetectionRecord], what: str) -> tuple[list[DetectionRecord], list[DetectionRecord]]:
+    if data.val_last is not None:
+        return S.hold_out_last(records, data.val_last)
+    if data.val_split is not None:
+        return S.random_split(records, data.val_split, data.split_seed)
+    raise ConfigError(
+        f"There is no validation set: {what} and neither data.val_split nor data.val_last is set.",
+        fix="name a validation split, or set data.val_last (e.g. 50) or data.val_split (e.g. 0.2)",
+    )
+
+
+def _scan_coco(data: DataSection, root: Path) -> DetectionScan:
+    from visiontl.data.detection.coco import read_coco
+
+    images = root / data.images if data.images else None
+    train = read_coco(root / data.train, images, data.class_names)
+    problems = LabelProblems()
+    problems.update(train.problems)
+    if data.val:
+        val_images = root / data.val_images if data.val_images else images
+        val = read_coco(root / data.val, val_images, train.class_names)
+        problems.update(val.problems)
+        train_records, val_records = train.records, val.records
+    else:
+        train_records, val_records = _carve(data, train.records, "data.val is null")
+    return DetectionScan(
+        train.class_names,
+        train_records,
+        val_records,
+        problems,
+        {"format": "coco", "category_map": train.category_map.as_dict(), "annotation_file": str(root / data.train)},
+    )
+
+
+def _scan_yolo(data: DataSection, root: Path) -> DetectionScan:
+    from visiontl.data.detection.yolo import read_yolo
+
+    if not data.yaml:
+        raise ConfigError(
+            "data.format 'yolo' needs data.yaml: the YOLO data yaml under data.root.",
+            fix="set data.yaml, e.g. data.yaml: data.yaml",
+        )
+    yaml_path = root / data.yaml
+    found = read_yolo(yaml_path)
+    if data.class_names and list(data.class_names) != found.class_names:
+        raise ConfigError(
+            f"data.class_names {list(data.class_names)[:5]}... differ from the names in '{yaml_path}' {found.class_names[:5]}...",
+            fix="leave data.class_names out for YOLO data (the yaml's names are the class order)",
+        )
+    carving = data.val_last is not None or data.val_split is not None
+    if "val" in found.splits and carving:
+        raise ConfigError(
+            f"'{yaml_path}' names a val split and data.val_last/val_split carves one from train: choose one.",
+            fix="remove data.val_last/val_split, or the yaml's val entry",
+        )
+    if "val" in found.splits:
+        train_records, val_records = found.splits["train"], found.splits["val"]
+    else:
+        train_records, val_records = _carve(data, found.splits["train"], f"'{yaml_path}' has no val entry")
+    return DetectionScan(
+        found.class_names,
+        train_records,
+        val_records,
+        found.problems,
+        {"format": "yolo", "data_yaml": str(yaml_path), "yolo_root": str(found.root)},
+    )
+
+
+def _check_segmentation(records: Sequence[DetectionRecord], problems: LabelProblems) -> None:
+    for record in records:
+        for i in range(len(record)):
+            if not record.object_has_mask(i):
+                problems.add(f"{record.path}:object {i + 1}", R.no_segmentation())
+
+
+def scan_detection(data: DataSection, data_root: Path, masks: bool = False) -> DetectionScan:
+    """Read a recipe's detection dataset into train and validation records.
+
+    Args:
+        data: the recipe's ``data`` section.
+        data_root: the root relative dataset paths are resolved against.
+        masks: instance segmentation (objects without a mask are reported).
+
+    Raises:
+        ConfigError: an unknown format, a missing ``yaml``, no way to get a validation set.
+        DataError: missing files, malformed annotation files, nothing usable left.
+    """
+    if data.format not in FORMATS:
+        from visiontl.ids import suggest
+
+        close = suggest(data.format, FORMATS, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(
+            f"data.format '{data.format}' is not a detection format.{hint}",
+            fix=f"use one of: {', '.join(FORMATS)}",
+        )
+    root = _root(data, data_root)
+    scan = _scan_coco(data, root) if data.format == "coco" else _scan_yolo(data, root)
+    scan.train = S.limit(scan.train, data.limit)
+    scan.val = S.limit(scan.val, data.limit)
+    if masks:
+        _check_segmentation(scan.train, scan.problems)
+        _check_segmentation(scan.val, scan.problems)
+    n_problems = len(scan.problems)
+    if not scan.train or not any(len(r) for r in scan.train):
+        what = "images" if not scan.train else "objects"
+        raise DataError(
+            f"No usable training {what} in '{data.root}' ({n_problems} label problem(s) found"
+            + (f", e.g. {next(iter(scan.problems.entries.items()))}" if n_problems else "")
+            + ").",
+            fix="check the label files and paths listed by: visiontl run RECIPE --dry-run",
+        )
+    if not scan.val or not any(int((r.iscrowd == 0).sum()) for r in scan.val):
+        # mAP is undefined without a single object to find.
+        what = "images" if not scan.val else "objects"
+        raise DataError(
+            f"No usable validation {what} in '{data.root}' ({n_problems} label problem(s) found): there is nothing to score.",
+            fix="check the validation split (data.val, data.val_last, data.val_split, data.limit)",
+        )
+    return scan

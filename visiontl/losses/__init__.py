@@ -1,0 +1,1 @@
+"""Training losses that are more than a one-liner (segmentation: cross-entropy, Dice, Focal)."""
