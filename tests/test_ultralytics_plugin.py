@@ -437,3 +437,21 @@ def test_recipe_settings_ultralytics_cannot_honour_are_refused(shared_data, tmp_
         plugin.visiontl_train(train_job(coco128_recipe(shared_data, tmp_path, model={"options": {"ultralytics": {"lr0": 0.1}}})))
     with pytest.raises(ConfigError, match="not an Ultralytics train argument. Did you mean 'mosaic'"):
         plugin.visiontl_train(train_job(coco128_recipe(shared_data, tmp_path, model={"options": {"ultralytics": {"mosiac": 0.5}}})))
+
+
+def test_corrupt_images_stay_plain_errors_after_ultralytics_is_imported(tmp_path):
+    # Ultralytics patches PIL.Image.open to pip-install pi-heif on unidentified files; the
+    # plugin puts the original back so a corrupt image anywhere is reported, not "installed".
+    from PIL import Image, UnidentifiedImageError
+
+    from visiontl.data.images import probe_image
+    from visiontl_ultralytics import offline
+
+    offline.import_ultralytics()
+    import ultralytics.data  # noqa: F401 - the dataset code imports the patches module too
+
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image" * 8)
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(bad)
+    assert probe_image(bad) == "not a recognised image format"

@@ -54,9 +54,33 @@ def prepare_environment() -> None:
 
 
 def import_ultralytics() -> None:
-    """Import Ultralytics after :func:`prepare_environment` (idempotent, cheap once done)."""
+    """Import Ultralytics after :func:`prepare_environment` (idempotent, cheap once done).
+
+    Ultralytics replaces ``PIL.Image.open`` process-wide with a wrapper that, on a file PIL
+    cannot identify, tries to pip-install ``pi-heif`` and then raises ``ModuleNotFoundError``
+    instead of ``UnidentifiedImageError``. In a visiontl process that would turn every corrupt
+    image in any dataset (not only YOLO ones) into a package installation attempt and an
+    unexpected error, so the original ``Image.open`` is put back. (HEIC files are then
+    unreadable, as they are to PIL itself: they are reported like any unreadable image.)
+    """
     prepare_environment()
     import ultralytics  # noqa: F401 - imported for its side effect of loading the package
+
+    restore_pil_open()
+
+
+def restore_pil_open() -> None:
+    """Undo Ultralytics' ``PIL.Image.open`` patch (see :func:`import_ultralytics`)."""
+    import sys
+
+    from PIL import Image
+
+    patches = sys.modules.get("ultralytics.utils.patches")
+    if patches is None:
+        from ultralytics.utils import patches
+    original = getattr(patches, "_image_open", None)
+    if original is not None and Image.open is not original:
+        Image.open = original
 
 
 @contextmanager

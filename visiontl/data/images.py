@@ -66,6 +66,8 @@ def load_rgb(path: str | Path) -> Image.Image:
         raise UnreadableImage("not a recognised image format") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise UnreadableImage(f"corrupt image: {exc}") from None
+    except ImportError as exc:  # a third-party Image.open wrapper without its optional decoder
+        raise UnreadableImage(f"not a recognised image format ({exc})") from None
 
 
 def probe_image(path: Path) -> str | None:
@@ -80,3 +82,5 @@ def probe_image(path: Path) -> str | None:
         return "not a recognised image format"
     except (OSError, ValueError, SyntaxError) as exc:
         return f"corrupt image: {exc}"
+    except ImportError as exc:  # a third-party Image.open wrapper without its optional decoder
+        return f"not a recognised image format ({exc})"
