@@ -60,6 +60,24 @@ def test_competition_in_the_cloud_is_large_models_full_fine_tuning_and_an_ensemb
     _assert_respects(s)
 
 
+def test_real_time_detection_on_a_phone_is_a_yolov8n_s_class_model():
+    s = select("detection", "mobile")
+    best = s.best
+    assert best is not None and best.card.arch == "yolov8" and best.params_m <= 12
+    assert best.latency_ms <= s.budget_ms == 50 and best.metric.name == "box_map"
+    assert s.constraints["priority"] == "latency"
+    _assert_respects(s)
+
+
+def test_edge_segmentation_is_a_mobilenet_class_encoder_with_a_light_head():
+    s = select("segmentation", "edge")
+    best = s.best
+    assert best is not None and "mobile" in best.card.tags
+    assert best.card.arch in ("lraspp", "deeplabv3plus", "deeplabv3")
+    assert best.metric.name == "encoder_top1" and "proxy" in best.reasons
+    _assert_respects(s)
+
+
 def test_constraints_filter_and_the_closest_rejections_say_why():
     s = select("classification", "server", images=10_000, max_params_m=4, min_metric=70)
     assert s.candidates and all(c.params_m <= 4 and c.metric.value >= 70 for c in s.candidates)

@@ -24,7 +24,7 @@ def _candidate(text: str) -> tuple[str, Path | None]:
 @click.option("--max-size-mb", type=float, default=None, help="Largest weights file at the target's precision (default: the target's).")
 @click.option("--min-metric", type=float, default=None, help="Lowest selection metric (top-1, box mAP, mIoU ...).")
 @click.option("--top", type=int, default=5, show_default=True, help="Candidates to show.")
-@click.option("--priority", type=click.Choice(["accuracy", "balanced", "speed"]), default="balanced", show_default=True)
+@click.option("--priority", type=click.Choice(["accuracy", "balanced", "latency", "speed"]), default=None, help="How much latency counts against accuracy (default: the target's).")
 @click.option("--measure", is_flag=True, help="Benchmark the shortlisted candidates on this machine and re-rank (imports torch).")
 @click.option("--probe", "probe_data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None, help="Rank candidates by a linear probe of their frozen features on this ImageFolder dataset.")
 @click.option("--candidate", "candidates", multiple=True, metavar="ID[=WEIGHTS]", help="Choose among these models only (repeatable); =WEIGHTS gives a local weights file for --probe.")
@@ -34,7 +34,7 @@ def _candidate(text: str) -> tuple[str, Path | None]:
 @click.option("--write-recipe", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write a runnable recipe for the top candidate and the advised strategy.")
 @json_option
 def select_command(task: str, target: str, images: int | None, data: Path | None, max_latency_ms: float | None, max_params: float | None,
-                   max_size_mb: float | None, min_metric: float | None, top: int, priority: str, measure: bool, probe_data: Path | None,
+                   max_size_mb: float | None, min_metric: float | None, top: int, priority: str | None, measure: bool, probe_data: Path | None,
                    candidates: tuple[str, ...], threads: int | None, calibrate: bool, targets_file: Path | None, write_recipe: Path | None, as_json: bool) -> None:
     """Recommend models and a transfer strategy, with one line of reasons each.
 

@@ -7,7 +7,9 @@ latency, size) is marked; a scalar score orders the candidates:
 
     score = metric - weight[priority] * log2(latency / budget)
 
-so halving the latency is worth ``weight`` metric points (accuracy 0.5, balanced 2, speed 6).
+so halving the latency is worth ``weight`` metric points (accuracy 0.5, balanced 2, latency 4,
+speed 6). Each target has a default priority (``latency`` on battery-powered edge and mobile
+targets, ``balanced`` on servers, ``accuracy`` in the cloud); ``priority`` overrides it.
 Every candidate carries one line of reasons; the closest rejected ones say why they failed.
 """
 
@@ -29,9 +31,11 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("top1",),
     "detection": ("box_map",),
     "instance_segmentation": ("mask_map", "box_map"),
-    "segmentation": ("miou", "encoder_top1"),
+    # Segmentation: published mIoU exists for few models, on different datasets; every card has
+    # its encoder's ImageNet top-1 (of the weights it really loads), a common if rough proxy.
+    "segmentation": ("encoder_top1", "miou"),
 }
-PRIORITY_WEIGHTS = {"accuracy": 0.5, "balanced": 2.0, "speed": 6.0}
+PRIORITY_WEIGHTS = {"accuracy": 0.5, "balanced": 2.0, "latency": 4.0, "speed": 6.0}
 
 
 @dataclass
@@ -109,11 +113,24 @@ class Selection:
 
 
 def metric_of(card: ModelCard, task: str) -> Figure | None:
-    """The card's selection metric for ``task`` (first available in :data:`TASK_METRICS`)."""
+    """The card's selection metric for ``task`` (first available in :data:`TASK_METRICS`).
+
+    An encoder proxy uses the top-1 of the weights the model really loads when the card
+    records it (SMP and torchvision segmenters start from older ImageNet weights than the
+    classification catalogue's default ones).
+    """
     for name in TASK_METRICS.get(task, ()):
         figure = card.metric(name)
-        if figure is not None:
-            return figure
+        if figure is None:
+            continue
+        if name == "encoder_top1" and isinstance(card.extras.get("encoder_weights_top1"), (int, float)):
+            return Figure(
+                "encoder_top1",
+                float(card.extras["encoder_weights_top1"]),
+                f"ImageNet-1k val top-1 of the encoder weights it loads ({card.extras.get('encoder_weights', 'see card')})",
+                figure.source,
+            )
+        return figure
     return None
 
 
@@ -165,7 +182,7 @@ def select(
     max_size_mb: float | None = None,
     min_metric: float | None = None,
     top: int = 5,
-    priority: str = "balanced",
+    priority: str | None = None,
     candidates: Sequence[ModelCard] | None = None,
     targets_file: Path | None = None,
 ) -> Selection:
@@ -181,7 +198,7 @@ def select(
         max_size_mb: largest weights file at the target's precision (default: the target's limit).
         min_metric: lowest acceptable selection metric.
         top: how many candidates to return.
-        priority: ``accuracy``, ``balanced`` or ``speed``.
+        priority: ``accuracy``, ``balanced``, ``latency`` or ``speed`` (default: the target's).
         candidates: cards to choose from (default: the installed catalogue).
         targets_file: extra target definitions.
 
@@ -192,11 +209,12 @@ def select(
         >>> s = select("classification", "mobile", images=30_000)  # doctest: +SKIP
         >>> s.best.id, s.advice.strategy  # doctest: +SKIP
     """
-    if priority not in PRIORITY_WEIGHTS:
+    if priority is not None and priority not in PRIORITY_WEIGHTS:
         raise ConfigError(f"Unknown priority '{priority}'.", fix=f"use one of: {', '.join(PRIORITY_WEIGHTS)}")
     if task not in TASK_METRICS:
         raise ConfigError(f"Unknown task '{task}' for selection.", fix=f"use one of: {', '.join(TASK_METRICS)}")
     tgt = get_target(target, targets_file)
+    priority = priority or tgt.priority
     model = latency_model(tgt)
     notes: list[str] = []
     if model is None:
@@ -279,6 +297,10 @@ def reasons_line(c: Candidate, budget: float, task: str) -> str:
         parts.append(f"{label} {c.metric.value:g} ({_source_label(c.metric.source)})")
     else:
         parts.append("no published accuracy figure")
+    if c.card is not None and c.metric is not None and c.metric.name != "miou":
+        miou = c.card.metric("miou")
+        if miou is not None:
+            parts.append(f"published mIoU {miou.value:g} ({miou.dataset or 'see card'})")
     if c.probe_accuracy is not None:
         parts.append(f"probe accuracy {c.probe_accuracy:.3f} on your data")
     if c.pareto:

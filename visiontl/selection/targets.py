@@ -28,6 +28,7 @@ class Target:
         export: preferred export formats.
         latency_model: how latency is predicted (``fit``, ``derived_from`` + ``factor``, or
             ``calibration``).
+        priority: the default ranking priority on this target.
     """
 
     name: str
@@ -37,6 +38,7 @@ class Target:
     precision: str
     export: tuple[str, ...]
     latency_model: dict[str, Any] = field(default_factory=dict)
+    priority: str = "balanced"
 
     def budget(self, task: str) -> float:
         budgets = self.latency_budget_ms
@@ -61,6 +63,7 @@ def load_targets(extra: Path | None = None) -> dict[str, Target]:
                 precision=str(spec.get("precision", "fp32")),
                 export=tuple(spec.get("export", ())),
                 latency_model=dict(spec.get("latency_model", {})),
+                priority=str(spec.get("priority", "balanced")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(f"Target '{name}' is malformed: {exc}.", fix="see visiontl/selection/targets.yaml for the format") from None
