@@ -7,6 +7,7 @@ Python with the same behaviour.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from visiontl.contracts import (
     TrainJob,
     TrainResult,
 )
-from visiontl.errors import PluginError, RunError
+from visiontl.errors import ConfigError, PluginError, RunError
 from visiontl.freeze.plan import Plan, build_plan
 from visiontl.ids import parse_model_id, suggest
 from visiontl.plugin_manager import Plugins, get_plugins
@@ -199,6 +200,17 @@ def run(
 
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, overrides)
+    if recipe.ensemble is not None:
+        # An ensemble combines runs that already exist; training model.id instead would
+        # silently ignore the section.
+        raise ConfigError(
+            "This recipe has an ensemble section: it combines trained runs and has nothing to train.",
+            fix="train each member with its own recipe, then use visiontl eval/predict/benchmark/export on this recipe",
+        )
+    if recipe.export is not None and recipe.export.formats:
+        from visiontl.export.pipeline import check_section
+
+        check_section(list(recipe.export.formats), recipe.export.precision)  # fail before training, not after
     plugins = plugins or get_plugins()
     prepared = prepare(recipe, plugins, data_root)
     name = recipe.output.name or parse_model_id(recipe.model.id).name
@@ -272,6 +284,8 @@ def _train(prepared: Prepared, plugins: Plugins, run_dir: Any, resume_from: Path
         fire=_fire(plugins),
     )
     started = dt.datetime.now().astimezone()
+    if main:
+        plugins.hook.visiontl_on_run_start(run=run_dir, recipe=prepared.recipe)
     with _threads(prepared.recipe.train.threads):
         result = plugins.hook.visiontl_train(job=job)
     if result is None:
@@ -284,7 +298,35 @@ def _train(prepared: Prepared, plugins: Plugins, run_dir: Any, resume_from: Path
             plots.append(plot_curves(result.history, result.primary_metric, run_dir.path / "curves.png"))
             plots += prepared.task.plots(result.final_metrics, prepared.info, run_dir.path)
         write_report(run_dir, summary, prepared.task.report_lines(result.final_metrics, prepared.info), plots)
+        _export_section(prepared, plugins, run_dir)
+        if prepared.recipe.export and prepared.recipe.export.formats:
+            summary = json.loads((run_dir.path / "summary.json").read_text())
+        plugins.hook.visiontl_on_run_end(run=run_dir, summary=summary)
     return RunOutcome(run_dir.path, result, summary)
+
+
+def _export_section(prepared: Prepared, plugins: Plugins, run_dir: Any) -> None:
+    """Export and verify the best checkpoint as the recipe's ``export:`` section asks.
+
+    The exports are recorded in the run's ``summary.json`` and ``report.md`` by the export
+    pipeline itself, exactly as ``visiontl export RUN`` would.
+    """
+    section = prepared.recipe.export
+    if section is None or not section.formats:
+        return
+    from visiontl.errors import VisiontlError
+    from visiontl.export.pipeline import export_section
+
+    try:
+        reports = export_section(run_dir.path, list(section.formats), section.precision, section.calib,
+                                 data_root=prepared.data_root, threads=prepared.recipe.train.threads, plugins=plugins)
+    except VisiontlError as exc:
+        # The trained run is complete on disk: say so, so that only the export is redone.
+        raise RunError(f"The run finished ({run_dir.path}) but its export failed: {exc.message}",
+                       fix=f"{exc.fix + '; then ' if exc.fix else ''}visiontl export {run_dir.path} --format ...") from exc
+    for report in reports:
+        verdict = "passed" if report.passed else "FAILED"
+        log.info(f"export {report.manifest.format}-{report.manifest.precision}: verification {verdict}")
 
 
 def _threads(threads: int | None) -> Any:
@@ -298,7 +340,21 @@ def _threads(threads: int | None) -> Any:
 
 @dataclass
 class LoadedModel:
-    """A trained model rebuilt from a checkpoint, ready for inference."""
+    """A trained model rebuilt from a checkpoint (or an ensemble of them), ready for inference.
+
+    Attributes:
+        model: the eval-mode module.
+        model_id: its id (``ensemble:<name>`` for an ensemble).
+        task: its task name.
+        class_names: classes in label order.
+        preprocessing: its input convention.
+        recipe: the recipe it was trained with (an ensemble's: the ensemble recipe).
+        checkpoint: the checkpoint file (an ensemble's: the recipe file).
+        built: the plugin's :class:`BuiltModel` (layer groups come from it); ``None`` for an
+            ensemble.
+        members: an ensemble's members, in the order of ``model.members`` (else empty).
+        member_names: short names of the members (run folder names), for reports.
+    """
 
     model: Any
     model_id: str
@@ -307,12 +363,25 @@ class LoadedModel:
     preprocessing: Preprocessing
     recipe: Recipe
     checkpoint: Path
+    built: BuiltModel | None = None
+    members: list[LoadedModel] = field(default_factory=list)
+    member_names: list[str] = field(default_factory=list)
 
 
 def load_trained(target: str | Path, plugins: Plugins | None = None) -> LoadedModel:
-    """Rebuild the model of a run directory (its best checkpoint) or a checkpoint file."""
+    """Rebuild the model of a run directory (its best checkpoint), a checkpoint file, or an
+    ensemble recipe (a ``.yaml`` with an ``ensemble:`` section, see :mod:`visiontl.ensemble`).
+
+    Raises:
+        RunError: missing or foreign checkpoint, or one that does not fit its recipe's model.
+        ConfigError: a recipe without an ``ensemble`` section, or an invalid ensemble.
+    """
     from visiontl.train.checkpoint import checkpoint_for, load_checkpoint
 
+    if Path(target).suffix.lower() in (".yaml", ".yml"):
+        from visiontl.ensemble import load_ensemble
+
+        return load_ensemble(Path(target), plugins)
     path = checkpoint_for(Path(target))
     ckpt = load_checkpoint(path)
     recipe = validate_recipe(ckpt["recipe"], f"stored in '{path}'")
@@ -325,7 +394,7 @@ def load_trained(target: str | Path, plugins: Plugins | None = None) -> LoadedMo
     pre = ckpt["preprocessing"]
     preprocessing = Preprocessing(tuple(pre["input_size"]), tuple(pre["mean"]), tuple(pre["std"]), pre["interpolation"], pre["crop_pct"])
     built.model.eval()
-    return LoadedModel(built.model, ckpt["model_id"], ckpt["task"], list(ckpt["class_names"]), preprocessing.with_size(recipe.data.image_size), recipe, path)
+    return LoadedModel(built.model, ckpt["model_id"], ckpt["task"], list(ckpt["class_names"]), preprocessing.with_size(recipe.data.image_size), recipe, path, built)
 
 
 @dataclass
@@ -396,10 +465,16 @@ def predict(
 
 
 def evaluate(target: str | Path, overrides: list[str] | None = None, plugins: Plugins | None = None, data_root: Path | None = None) -> dict[str, Any]:
-    """Evaluate a trained run or checkpoint on its recipe's validation set.
+    """Evaluate a trained run or checkpoint (or an ensemble recipe) on its recipe's validation set.
+
+    For an ensemble, every member is evaluated on the same batches: the result also holds
+    ``members`` (one row per member: name, source, model id, weight, scalar metrics) and
+    ``<metric>@<member>`` keys with each member's primary metric.
 
     Args:
-        overrides: ``a.b=value`` applied to the stored recipe (e.g. ``data.val=test``).
+        overrides: ``a.b=value`` applied to the stored recipe (e.g. ``data.val=test``); for an
+            ensemble recipe, applied to it before its members are loaded (so
+            ``ensemble.members=[...]`` may name other runs).
     """
     import torch
     from torch.utils.data import DataLoader
@@ -408,22 +483,54 @@ def evaluate(target: str | Path, overrides: list[str] | None = None, plugins: Pl
     from visiontl.tasks.base import Batch
 
     plugins = plugins or get_plugins()
-    loaded = load_trained(target, plugins)
-    recipe = validate_recipe(apply_overrides(recipe_to_dict(loaded.recipe), overrides or []), "(stored recipe with overrides)")
+    if Path(target).suffix.lower() in (".yaml", ".yml"):
+        from visiontl.ensemble import load_ensemble
+
+        # An ensemble recipe takes the overrides itself (ensemble.members=[...] included).
+        loaded = load_ensemble(Path(target), plugins, overrides)
+        recipe = loaded.recipe
+    else:
+        loaded = load_trained(target, plugins)
+        recipe = validate_recipe(apply_overrides(recipe_to_dict(loaded.recipe), overrides or []), "(stored recipe with overrides)")
     task = resolve_task(plugins, recipe.task)
     info = task.inspect(recipe, data_root or env.data_root())
     if info.class_names != loaded.class_names:
         raise RunError(f"The dataset's classes {info.class_names} differ from the model's {loaded.class_names}.")
     _, val = task.datasets(recipe, info, loaded.preprocessing, data_root or env.data_root())
     evaluator = task.evaluator(recipe, info)
+    # An ensemble's members are scored on the same batches, from the same forward passes.
+    member_evaluators = [task.evaluator(recipe, info) for _ in loaded.members]
     skipped: dict[str, str] = {}
     loader = DataLoader(val, batch_size=recipe.train.batch_size, collate_fn=task.collate, num_workers=recipe.train.workers)
     with torch.no_grad():
         for batch in loader:
             assert isinstance(batch, Batch)
             skipped.update(batch.skipped)
-            if len(batch):
+            if not len(batch):
+                continue
+            if member_evaluators:
+                logits = loaded.model.member_logits(batch.inputs)
+                for member_evaluator, member_logits in zip(member_evaluators, logits, strict=True):
+                    member_evaluator.update(member_logits, batch.targets)
+                evaluator.update(loaded.model.combine(logits), batch.targets)
+            else:
                 evaluator.update(task.forward_eval(loaded.model, batch), batch.targets)
     metrics = evaluator.compute()
+    if member_evaluators:
+        metrics.update(_member_metrics(loaded, [e.compute() for e in member_evaluators], recipe.eval.metric or task.primary_metric))
     metrics["skipped"] = {**info.skipped, **skipped}
     return metrics
+
+
+def _member_metrics(loaded: LoadedModel, computed: list[dict[str, Any]], primary: str) -> dict[str, Any]:
+    """An ensemble's members next to it: ``members`` (a row per member: name, source, model
+    id, weight and its scalar metrics) and ``<primary>@<member>`` keys that eval prints."""
+    rows: list[dict[str, Any]] = []
+    flat: dict[str, Any] = {}
+    weights = loaded.model.weights
+    for name, member, weight, metrics in zip(loaded.member_names, loaded.members, weights, computed, strict=True):
+        scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        rows.append({"name": name, "source": str(member.checkpoint), "model_id": member.model_id, "weight": weight, **scalars})
+        if primary in scalars:
+            flat[f"{primary}@{name}"] = scalars[primary]
+    return {**flat, "members": rows}

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from torch import nn
 
     from visiontl.cards import ModelCard
+    from visiontl.config.schema import Recipe
     from visiontl.contracts import (
         BenchmarkRequest,
         BenchmarkResult,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
         TrainJob,
         TrainResult,
     )
+    from visiontl.export.contracts import ExportArtifact, ExportRequest
     from visiontl.freeze.audit import AuditReport
     from visiontl.freeze.plan import Phase
     from visiontl.runs.layout import RunDir
@@ -191,6 +193,54 @@ def visiontl_benchmark(
 
 
 # --------------------------------------------------------------------------- events
+
+
+@hookspec(firstresult=True)
+def visiontl_export(model: nn.Module, request: ExportRequest) -> ExportArtifact | None:
+    """Export ``model`` with the family's own exporter.
+
+    firstresult, keyed by the family of ``request.model_id``: return ``None`` for families you
+    do not serve, and the core exports the model generically (torch.onnx, OpenVINO's converter,
+    torch.jit). Implement it when the family's library exports better (Ultralytics: its own
+    exporter, post-processing kept in Python).
+
+    Args:
+        model: the trained model (eval mode, CPU).
+        request: format, precision, destination, model facts and calibration images.
+
+    Returns:
+        An :class:`~visiontl.export.contracts.ExportArtifact` (files written, manifest written,
+        a loader that runs the export under the task's eval contract).
+
+    Raises:
+        ExportError: the family cannot export this format or precision (say which it can).
+    """
+
+
+@hookspec
+def visiontl_on_run_start(run: RunDir, recipe: Recipe) -> None:
+    """A run is about to train (its directory, resolved recipe and plan are written).
+
+    Called on every plugin (1:N), on rank 0 only; return values are ignored. Loggers open
+    their writers here.
+
+    Args:
+        run: the run directory.
+        recipe: the validated recipe.
+    """
+
+
+@hookspec
+def visiontl_on_run_end(run: RunDir, summary: dict[str, Any]) -> None:
+    """A run finished: summary.json, report.md and the plots are written.
+
+    Called on every plugin (1:N), on rank 0 only; return values are ignored. Loggers log the
+    final figures and close their writers here.
+
+    Args:
+        run: the run directory.
+        summary: the content of summary.json.
+    """
 
 
 @hookspec

@@ -24,8 +24,11 @@ from visiontl.contracts import PluginInfo
 from visiontl_ultralytics.names import TASKS
 
 if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
     from visiontl.cards import ModelCard
     from visiontl.contracts import BuildRequest, BuiltModel, LayerGroup, TrainJob, TrainResult
+    from visiontl.export.contracts import ExportArtifact, ExportRequest
 
 FAMILY = "ultralytics"
 
@@ -92,3 +95,13 @@ def visiontl_train(job: TrainJob) -> TrainResult | None:
     from visiontl_ultralytics.trainer import train
 
     return train(job)
+
+
+@hookimpl
+def visiontl_export(model: nn.Module, request: ExportRequest) -> ExportArtifact | None:
+    """YOLO models export through Ultralytics' own exporter (see :mod:`.export`)."""
+    if not request.model_id.startswith(f"{FAMILY}:"):
+        return None
+    from visiontl_ultralytics.export import export
+
+    return export(model, request)

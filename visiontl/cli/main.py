@@ -60,9 +60,19 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
 
 
 def _register() -> None:
-    from visiontl.cli import config_cmd, models_cmd, plugins_cmd, predict_cmd, run_cmd, select_cmd
+    from visiontl.cli import (
+        benchmark_cmd,
+        config_cmd,
+        explain_cmd,
+        export_cmd,
+        models_cmd,
+        plugins_cmd,
+        predict_cmd,
+        run_cmd,
+        select_cmd,
+    )
 
-    for module in (run_cmd, select_cmd, plugins_cmd, models_cmd, config_cmd, predict_cmd):
+    for module in (run_cmd, select_cmd, plugins_cmd, models_cmd, config_cmd, predict_cmd, explain_cmd, benchmark_cmd, export_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 

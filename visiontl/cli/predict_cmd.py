@@ -17,7 +17,7 @@ from visiontl.cli.options import data_root_option, echo_json, json_option, set_o
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Folder for drawn overlays (default: <run>/predictions for tasks that draw).")
 @json_option
 def predict_command(target: Path, images: tuple[Path, ...], topk: int, score_threshold: float | None, out_dir: Path | None, as_json: bool) -> None:
-    """Predict IMAGES (files or folders) with TARGET, a run directory or checkpoint.
+    """Predict IMAGES (files or folders) with TARGET: a run directory, checkpoint or ensemble recipe.
 
     Classification prints the top-k classes; detection and segmentation also draw their
     boxes and masks onto PNGs in --out.
@@ -44,7 +44,7 @@ def predict_command(target: Path, images: tuple[Path, ...], topk: int, score_thr
 @data_root_option
 @json_option
 def eval_command(target: Path, overrides: tuple[str, ...], data_root: Path | None, as_json: bool) -> None:
-    """Evaluate TARGET (run directory or checkpoint) on its recipe's validation data.
+    """Evaluate TARGET (run directory, checkpoint or ensemble recipe) on its validation data.
 
     Use --set data.root=... / data.val=... to evaluate on other data.
     """

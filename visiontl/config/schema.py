@@ -338,6 +338,46 @@ class OutputSection(Section):
     plots: bool = Field(True, description="Write curves and confusion-matrix PNGs.")
 
 
+class EnsembleSection(Section):
+    """Several trained classifiers used as one model (weighted softmax averaging)."""
+
+    members: list[str] = Field(..., min_length=2, description="Run directories or checkpoints of the members.")
+    weights: list[float] | None = Field(None, description="Weight of each member's softmax; default: equal.")
+
+    @model_validator(mode="after")
+    def _weights_match(self) -> EnsembleSection:
+        if self.weights is not None and len(self.weights) != len(self.members):
+            raise ValueError(f"ensemble.weights has {len(self.weights)} values for {len(self.members)} members")
+        if self.weights is not None and (any(w < 0 for w in self.weights) or sum(self.weights) <= 0):
+            raise ValueError("ensemble.weights must be non-negative and not all zero")
+        return self
+
+
+class DistillSection(Section):
+    """Knowledge distillation: the student also learns the teacher's softened outputs."""
+
+    teacher: str | None = Field(None, description="A trained run directory or checkpoint to learn from.")
+    ensemble: EnsembleSection | None = Field(None, description="An ensemble of teachers, instead of one teacher.")
+    temperature: float = Field(4.0, gt=0.0, description="Softening temperature of both teacher and student logits.")
+    weight: float = Field(0.5, ge=0.0, le=1.0, description="Share of the distillation term in the loss (the rest is the task loss).")
+
+    @model_validator(mode="after")
+    def _one_teacher(self) -> DistillSection:
+        if (self.teacher is None) == (self.ensemble is None):
+            raise ValueError("distill needs exactly one of 'teacher' or 'ensemble'")
+        return self
+
+
+class ExportSection(Section):
+    """Exports written and verified at the end of a run (see ``visiontl export``)."""
+
+    formats: list[Literal["onnx", "openvino", "torchscript"]] = Field(
+        default_factory=list, description="Formats to export the best checkpoint to."
+    )
+    precision: Literal["fp32", "bf16", "int8"] = Field("fp32", description="Precision of the exports (int8: post-training quantisation).")
+    calib: str | None = Field(None, description="Images to calibrate int8 on (default: the training images).")
+
+
 class Recipe(Section):
     """A complete visiontl recipe."""
 
@@ -352,3 +392,8 @@ class Recipe(Section):
     train: TrainSection = Field(default_factory=TrainSection)
     eval: EvalSection = Field(default_factory=EvalSection)
     output: OutputSection = Field(default_factory=OutputSection)
+    ensemble: EnsembleSection | None = Field(
+        None, description="Use trained members as one model (eval, predict, benchmark, export); no training."
+    )
+    distill: DistillSection | None = Field(None, description="Train the model as a student of a teacher or an ensemble.")
+    export: ExportSection | None = Field(None, description="Export the trained model at the end of the run.")

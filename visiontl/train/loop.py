@@ -26,6 +26,7 @@ from visiontl.tasks.base import Batch
 from visiontl.train import distributed
 from visiontl.train.cache import (
     MAX_CACHE_GB,
+    CacheDecision,
     FeatureCache,
     cache_preconditions,
     estimate_gb,
@@ -92,6 +93,13 @@ class SharedTrainingLoop:
         if len(self.train_set) == 0:
             raise DataError("The training set is empty.")
         self.loss_fn = self.task.loss_function(self.recipe, self.job.data_info)
+        self.distiller = None
+        if self.recipe.distill is not None:
+            from visiontl.train.distill import Distiller
+
+            self.distiller = Distiller.from_section(
+                self.recipe.distill, list(self.job.data_info.class_names), self.task.name, self.job.built.preprocessing.with_size(self.recipe.data.image_size), self.device
+            )
 
     def _loader(self, dataset: Any, shuffle: bool, seed: int) -> DataLoader:
         """Training batches (this rank's share, shuffled with ``seed``) or, unshuffled, every
@@ -171,6 +179,12 @@ class SharedTrainingLoop:
         schedule.step_batch()
         return float(loss.detach().item())
 
+    def _batch_loss(self, batch: Batch) -> torch.Tensor:
+        loss, outputs = self.task.forward_train(self.train_model, batch, self.loss_fn)
+        if self.distiller is not None:
+            loss = self.distiller.loss(outputs, batch.inputs, loss)
+        return loss
+
     def _train_epoch(
         self,
         phase: Phase,
@@ -206,7 +220,7 @@ class SharedTrainingLoop:
                 continue
             batch = self.task.move_batch(batch, self.device, self.recipe.train.channels_last)
             batch = self.task.prepare_train_batch(batch, self.phase_recipe, self.job.data_info, mix_gen)
-            loss = self._train_step(batch, optimizer, schedule, scaler, lambda b: self.task.forward_train(self.train_model, b, self.loss_fn)[0])
+            loss = self._train_step(batch, optimizer, schedule, scaler, self._batch_loss)
             total += loss * len(batch)
             count += len(batch)
         mean_loss, count = distributed.mean(total / max(1, count), count, self.ctx)
@@ -249,10 +263,15 @@ class SharedTrainingLoop:
 
     # ------------------------------------------------------------------ caching
     def _phase_caches(self, phase: Phase) -> tuple[FeatureCache | None, FeatureCache | None]:
-        mode = "off" if self.ctx.enabled else self.recipe.train.cache_features
-        decision = cache_preconditions(
-            self.job.built.split, self.task, self.task.deterministic_train_transform(self.phase_recipe), phase.bn, mode
-        )
+        mode = self.recipe.train.cache_features
+        if self.ctx.enabled:
+            decision = CacheDecision(False, "distributed training (each process would need every feature)")
+        elif self.distiller is not None:
+            decision = CacheDecision(False, "distillation (the teacher sees the images)")
+        else:
+            decision = cache_preconditions(
+                self.job.built.split, self.task, self.task.deterministic_train_transform(self.phase_recipe), phase.bn, mode
+            )
         if decision.use:
             split = self.job.built.split
             assert split is not None
@@ -425,6 +444,7 @@ class SharedTrainingLoop:
                 "device": str(self.device),
                 "precision": self.precision,
                 "world_size": self.ctx.world,
+                **({"distillation": self.distiller.describe()} if self.distiller is not None else {}),
             },
         )
 

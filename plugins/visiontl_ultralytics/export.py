@@ -1,0 +1,164 @@
+"""Exporting YOLO models with Ultralytics' own exporter (the ``visiontl_export`` hook).
+
+Ultralytics exports the *network* (letterboxed image in, raw predictions out) and keeps box
+decoding, NMS and mask assembly in Python, which is what its exporter is built for; visiontl's
+generic exporter cannot trace :class:`~visiontl_ultralytics.model.YoloModel`'s eval forward
+(per-image dicts after NMS). So:
+
+* the network (a copy) goes through ``ultralytics.engine.exporter.Exporter`` with a dynamic
+  batch axis (ONNX, OpenVINO) at the model's letterbox size, no NMS in the graph, fp32;
+* the export runs behind the same :class:`YoloModel` wrapper (:class:`RuntimeNet` stands in
+  for the network), so letterboxing, NMS, and the task's evaluator are the ones PyTorch
+  uses: verification compares detections and mAP like for like.
+
+Supported: ``onnx`` fp32, ``openvino`` fp32 and bf16 (the CPU plugin's inference precision),
+``torchscript`` fp32. int8 is not offered: Ultralytics calibrates int8 from a dataset yaml
+through its own data loader (which writes caches beside the labels), which visiontl does not
+drive yet.
+"""
+
+from __future__ import annotations
+
+import copy
+import types
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from visiontl.errors import VisiontlError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from visiontl.export.contracts import ExportArtifact, ExportRequest
+
+#: visiontl format -> (Ultralytics format, precisions offered).
+FORMATS = {"onnx": ("onnx", ("fp32",)), "openvino": ("openvino", ("fp32", "bf16")), "torchscript": ("torchscript", ("fp32",))}
+
+
+class RuntimeNet(nn.Module):
+    """Stands in for the Ultralytics network inside :class:`YoloModel`: runs the export and
+    returns its outputs in the network's eval form (``(preds, {})``, or ``((preds, proto), {})``
+    for segmentation), with the ``stride`` and head class count the wrapper reads."""
+
+    def __init__(self, runtime: nn.Module, stride: torch.Tensor, num_classes: int, segment: bool) -> None:
+        super().__init__()
+        self.runtime = runtime
+        self.register_buffer("stride", stride.detach().clone().float())
+        self.model = [types.SimpleNamespace(nc=int(num_classes))]
+        self.segment = segment
+        # YoloModel reads the device and dtype from the network's first parameter
+        self.anchor = nn.Parameter(torch.zeros(1), requires_grad=False)
+        self.settings: dict[str, Any] = dict(getattr(runtime, "settings", {}))
+
+    def forward(self, x: torch.Tensor) -> Any:
+        out = self.runtime(x)
+        if self.segment:
+            return ((out[0], out[1]), {})
+        return (out[0] if isinstance(out, (tuple, list)) else out, {})
+
+
+def _export_error(message: str, fix: str) -> VisiontlError:
+    from visiontl.export.errors import ExportError
+
+    return ExportError(message, fix=fix)
+
+
+def export(model: nn.Module, request: ExportRequest) -> ExportArtifact:
+    """Export ``model`` (a :class:`YoloModel`) as ``request`` asks, through Ultralytics."""
+    from visiontl.export.contracts import ExportArtifact
+    from visiontl.export.convert import versions
+    from visiontl.export.graph import OutputLayout
+    from visiontl.export.manifest import ExportManifest, manifest_path_for, write_manifest
+    from visiontl_ultralytics import offline
+
+    if request.format not in FORMATS:
+        raise _export_error(f"Ultralytics models export to {', '.join(FORMATS)} here, not '{request.format}'.",
+                            fix="use --format onnx, openvino or torchscript")
+    ultra_format, precisions = FORMATS[request.format]
+    if request.precision not in precisions:
+        raise _export_error(
+            f"The Ultralytics {request.format} export of '{request.model_id}' supports {', '.join(precisions)}, not {request.precision}"
+            + (" (Ultralytics calibrates int8 from a dataset yaml through its own loader, which visiontl does not drive yet)" if request.precision == "int8" else "")
+            + ".",
+            fix=f"use --precision {' or '.join(precisions)}",
+        )
+    segment = bool(getattr(model, "segment", False))
+    imgsz = int(getattr(model, "imgsz", 640))
+    main_file = Path(request.main_file)
+    main_file.parent.mkdir(parents=True, exist_ok=True)
+    net = copy.deepcopy(model.net).float().eval().cpu()
+    net.task = "segment" if segment else "detect"  # what YOLO() sets when it loads a checkpoint
+    net.pt_path = str(main_file.with_suffix(".pt"))  # the exporter names its output after this
+    offline.import_ultralytics()
+    from ultralytics.engine.exporter import Exporter
+
+    dynamic = request.format in ("onnx", "openvino")
+    # Ultralytics refuses arguments a format does not list, even when set to a neutral value.
+    overrides: dict[str, Any] = {"format": ultra_format, "imgsz": imgsz, "batch": 1, "device": "cpu", "nms": False}
+    if dynamic:
+        overrides["dynamic"] = True
+    if request.format == "onnx":
+        overrides["simplify"] = False  # onnxslim is optional; the graph is verified either way
+    try:
+        with offline.ultralytics_logging(verbose=False), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit / exporter deprecation notices
+            produced = Path(Exporter(overrides=overrides)(model=net))
+    except Exception as exc:  # noqa: BLE001 - any exporter failure becomes one clear message
+        text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise _export_error(f"Ultralytics' {ultra_format} exporter failed for '{request.model_id}': {type(exc).__name__}: {text}",
+                            fix="run with --debug for the traceback; try another --format") from exc
+    if produced.is_dir():  # OpenVINO: a folder holding <stem>.xml and .bin
+        xml = next(iter(sorted(produced.glob("*.xml"))), None)
+        if xml is None:
+            raise _export_error(f"Ultralytics' OpenVINO export wrote no .xml into '{produced}'.", fix="run with --debug")
+        files = [xml, xml.with_suffix(".bin")]
+    else:
+        files = [produced]
+    folder = main_file.parent
+    layout = OutputLayout("tuple", ("output0", "output1")) if segment else OutputLayout("tensor", ("output0",))
+    hint = {"fp32": "f32", "bf16": "bf16"}.get(request.precision) if request.format == "openvino" else None
+    manifest = ExportManifest(
+        format=request.format, precision=request.precision, files=[str(f.relative_to(folder)) for f in files],
+        model_id=request.model_id, task=request.task, class_names=list(request.class_names),
+        preprocessing={"input_size": [imgsz, imgsz], "letterbox": True, "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]},
+        input={"name": "images", "shape": [None, 3, imgsz, imgsz] if dynamic else [1, 3, imgsz, imgsz], "dtype": "float32",
+               "normalised": False, "note": "RGB in 0..1, letterboxed to imgsz with grey (114) padding"},
+        layout=layout, runtime={"inference_precision": hint} if hint else {}, exporter="ultralytics", source=request.source,
+        versions={**versions(), "ultralytics": _ultralytics_version()},
+        extras={"postprocessing": "NMS and mask assembly in Python (visiontl_ultralytics YoloModel)", "imgsz": imgsz,
+                "conf": getattr(model, "conf", None), "iou": getattr(model, "iou", None)},
+    )
+    manifest_path = write_manifest(manifest, manifest_path_for(main_file))
+    stride, num_classes = model.net.stride, int(model.num_classes)
+
+    def load(threads: int | None) -> nn.Module:
+        runtime = _runtime(request.format, files[0], request.precision, layout, threads, hint)
+        wrapper = model.with_net(RuntimeNet(runtime, stride, num_classes, segment))
+        return wrapper.eval()
+
+    return ExportArtifact(manifest, manifest_path, load)
+
+
+def _runtime(fmt: str, path: Path, precision: str, layout: Any, threads: int | None, hint: str | None) -> nn.Module:
+    if fmt == "onnx":
+        from visiontl.export.onnx_backend import OnnxRuntimeModule
+
+        return OnnxRuntimeModule(path, precision, layout, threads)
+    if fmt == "openvino":
+        from visiontl.export.openvino_backend import OpenVinoModule
+
+        return OpenVinoModule(path, precision, layout, threads, hint)
+    from visiontl.export.torchscript_backend import TorchScriptModule
+
+    return TorchScriptModule(path, precision, layout)
+
+
+def _ultralytics_version() -> str:
+    import importlib.metadata as md
+
+    try:
+        return md.version("ultralytics")
+    except md.PackageNotFoundError:  # pragma: no cover
+        return "?"

@@ -1,0 +1,137 @@
+"""ONNX: export with a dynamic batch axis, static int8 quantisation, and ONNX Runtime.
+
+* :func:`export_onnx` uses torch's TorchScript-based exporter (``dynamo=False``): it needs no
+  extra package and handles the CNNs and transformers the plugins build; the batch axis (and
+  for dense tasks height and width) is dynamic.
+* :func:`quantize_onnx` is ONNX Runtime's static post-training quantisation (QDQ format,
+  per-channel int8 weights, uint8 activations) calibrated on the user's images. It is not
+  always faster than fp32 on a CPU: measure it (``visiontl benchmark --formats onnx,onnx-int8``).
+* :class:`OnnxRuntimeModule` runs a file on ONNX Runtime's CPU provider with a fixed number of
+  intra-op threads, so timings compare with PyTorch at the same thread count.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from visiontl.export.errors import ExportError
+from visiontl.export.graph import OutputLayout
+from visiontl.export.runtime import RuntimeModule
+
+INPUT_NAME = "images"
+OPSET = 17
+
+
+def export_onnx(view: nn.Module, example: torch.Tensor, path: Path, layout: OutputLayout, *, dynamic_size: bool, model_id: str) -> None:
+    """Trace ``view`` (tensor in, tuple of tensors out) to ``path``.
+
+    Raises:
+        ExportError: the exporter failed (an operator without an ONNX equivalent ...).
+    """
+    axes: dict[int, str] = {0: "batch"}
+    if dynamic_size:
+        axes.update({2: "height", 3: "width"})
+    dynamic_axes: dict[str, dict[int, str]] = {INPUT_NAME: axes}
+    for name in layout.names:
+        dynamic_axes[name] = {0: "batch"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the exporter's deprecation and tracer warnings
+            torch.onnx.export(
+                view, (example,), str(path), dynamo=False, input_names=[INPUT_NAME], output_names=list(layout.names),
+                dynamic_axes=dynamic_axes, opset_version=OPSET, do_constant_folding=True,
+            )
+    except Exception as exc:  # noqa: BLE001 - any exporter failure becomes one clear message
+        raise ExportError(
+            f"ONNX export of '{model_id}' failed: {type(exc).__name__}: {_first_line(exc)}",
+            fix="try --format openvino or torchscript, which trace differently; run with --debug for the traceback",
+        ) from exc
+
+
+def quantize_onnx(source: Path, target: Path, calibration: Sequence[np.ndarray], model_id: str) -> dict[str, Any]:
+    """Static int8 quantisation of ``source`` into ``target``, calibrated on ``calibration``
+    (float32 NCHW batches, already normalised like the model's input).
+
+    Returns:
+        The settings used (for the manifest).
+    """
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._items = iter(calibration)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            item = next(self._items, None)
+            return None if item is None else {INPUT_NAME: item}
+
+    prepared = target.with_name(target.stem + ".prep.onnx")
+    settings = {"method": "onnxruntime static QDQ", "weights": "int8 per-channel", "activations": "uint8 (MinMax calibration)",
+                "calibration_batches": len(calibration)}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+            quantize_static(str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+    except Exception as exc:  # noqa: BLE001
+        raise ExportError(
+            f"ONNX Runtime int8 quantisation of '{model_id}' failed: {type(exc).__name__}: {_first_line(exc)}",
+            fix="use --format openvino --precision int8 (NNCF), or export fp32",
+        ) from exc
+    finally:
+        prepared.unlink(missing_ok=True)
+    return settings
+
+
+def session_options(threads: int | None) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.inter_op_num_threads = 1
+    if threads is not None:
+        options.intra_op_num_threads = int(threads)
+    options.log_severity_level = 3
+    return options
+
+
+class OnnxRuntimeModule(RuntimeModule):
+    """An ONNX file on ONNX Runtime's CPU execution provider."""
+
+    def __init__(self, path: Path, precision: str, layout: OutputLayout, threads: int | None = None) -> None:
+        super().__init__("onnx", precision, path, layout)
+        import onnxruntime as ort
+
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=session_options(threads), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001
+            raise ExportError(f"ONNX Runtime cannot load '{path}': {type(exc).__name__}: {_first_line(exc)}",
+                              fix="export the model again with: visiontl export") from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.settings = {"runtime": f"onnxruntime {ort.__version__}", "provider": "CPUExecutionProvider",
+                         "intra_op_threads": threads, "inter_op_threads": 1}
+
+    def run(self, array: np.ndarray) -> list[np.ndarray]:
+        return list(self.session.run(self.output_names, {self.input_name: array}))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else "(no message)"

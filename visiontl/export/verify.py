@@ -1,0 +1,205 @@
+"""Checking an export against PyTorch on real images.
+
+For every validation batch both models run through the task's own ``forward_eval``; their
+outputs are compared (largest absolute difference, agreement of the predictions) and fed to
+two evaluators, so the export's accuracy is the task's primary metric computed by the same
+code as the PyTorch model's, on the same images.
+
+Agreement by task: classification compares the top-1 class of each image; dense tasks the
+arg-max class of each pixel; detection the objects: each PyTorch detection scoring at least
+0.25, and the 10 best of each image whatever their score (so that an untrained detector is
+compared too), agrees when the export has one of the same class with IoU >= 0.5.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from visiontl.tasks.base import Batch, TaskAdapter
+
+#: Detections scoring at least this are compared ...
+DETECTION_SCORE = 0.25
+#: ... and so are the best few of every image, whatever their score.
+DETECTION_TOP = 10
+
+
+@dataclass
+class Comparison:
+    """How an export compared with PyTorch on real images.
+
+    Attributes:
+        images: images compared.
+        max_abs_diff: the largest absolute difference of any raw output value.
+        mean_abs_diff: the mean absolute difference of the raw outputs.
+        agreement: share of predictions that agree (see ``unit``).
+        unit: what ``agreement`` counts: ``images (top-1)``, ``pixels (arg-max)``, ``objects``.
+        compared: how many predictions were compared.
+        disagreements: image paths whose prediction differs (first 20).
+        primary_metric: the task's metric.
+        reference: metrics of the PyTorch fp32 model (scalars).
+        exported: metrics of the export (scalars).
+        seconds: time the comparison took.
+    """
+
+    images: int = 0
+    max_abs_diff: float = 0.0
+    mean_abs_diff: float = 0.0
+    agreement: float = 1.0
+    unit: str = ""
+    compared: int = 0
+    disagreements: list[str] = field(default_factory=list)
+    primary_metric: str = ""
+    reference: dict[str, Any] = field(default_factory=dict)
+    exported: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def delta(self) -> float:
+        """Export minus PyTorch on the primary metric."""
+        return float(self.exported.get(self.primary_metric, math.nan)) - float(self.reference.get(self.primary_metric, math.nan))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "images": self.images, "max_abs_diff": self.max_abs_diff, "mean_abs_diff": self.mean_abs_diff,
+            "agreement": self.agreement, "agreement_unit": self.unit, "compared": self.compared,
+            "disagreements": list(self.disagreements), "primary_metric": self.primary_metric,
+            "pytorch_fp32": self.reference, "export": self.exported, "delta": self.delta, "seconds": round(self.seconds, 2),
+        }
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.max_abs = 0.0
+        self.abs_sum = 0.0
+        self.abs_count = 0
+        self.agree = 0
+        self.total = 0
+        self.unit = ""
+        self.disagreements: list[str] = []
+
+    def values(self, a: torch.Tensor, b: torch.Tensor) -> None:
+        if a.shape != b.shape:
+            raise AssertionError(f"export output shape {tuple(b.shape)} differs from PyTorch's {tuple(a.shape)}")
+        diff = (a.float() - b.float()).abs()
+        if diff.numel():
+            self.max_abs = max(self.max_abs, float(diff.max()))
+            self.abs_sum += float(diff.sum())
+            self.abs_count += diff.numel()
+
+
+def _compare_tensors(tally: _Tally, ref: torch.Tensor, exp: torch.Tensor, paths: list[str], per_image_dim: int) -> None:
+    tally.values(ref, exp)
+    if ref.ndim == 2:  # (batch, classes): one prediction per image
+        tally.unit = "images (top-1)"
+        same = ref.argmax(1) == exp.argmax(1)
+        tally.agree += int(same.sum())
+        tally.total += int(same.numel())
+        tally.disagreements += [p for p, s in zip(paths, same.tolist(), strict=False) if not s]
+    elif ref.ndim >= 3:  # dense: one prediction per pixel
+        tally.unit = "pixels (arg-max)"
+        same = ref.argmax(per_image_dim) == exp.argmax(per_image_dim)
+        tally.agree += int(same.sum())
+        tally.total += int(same.numel())
+
+
+def _box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    from torchvision.ops import box_iou
+
+    return box_iou(a.float(), b.float())
+
+
+def _compare_detections(tally: _Tally, ref: dict[str, torch.Tensor], exp: dict[str, torch.Tensor], path: str) -> None:
+    tally.unit = "objects (same class, IoU >= 0.5)"
+    keep = ref["scores"] >= DETECTION_SCORE
+    keep[ref["scores"].argsort(descending=True)[:DETECTION_TOP]] = True
+    boxes, labels, scores = ref["boxes"][keep], ref["labels"][keep], ref["scores"][keep]
+    if len(boxes) == 0:
+        return
+    tally.total += len(boxes)
+    if len(exp["boxes"]) == 0:
+        tally.disagreements.append(path)
+        return
+    iou = _box_iou(boxes, exp["boxes"])
+    iou[labels[:, None] != exp["labels"][None, :]] = 0.0
+    best, index = iou.max(1)
+    matched = best >= 0.5
+    tally.agree += int(matched.sum())
+    if matched.any():
+        tally.values(boxes[matched], exp["boxes"][index[matched]])
+        tally.values(scores[matched], exp["scores"][index[matched]])
+    if not bool(matched.all()):
+        tally.disagreements.append(path)
+
+
+def _compare(tally: _Tally, ref: Any, exp: Any, paths: list[str]) -> None:
+    if isinstance(ref, torch.Tensor):
+        _compare_tensors(tally, ref, exp, paths, per_image_dim=1)
+    elif isinstance(ref, (list, tuple)) and ref and isinstance(ref[0], dict):
+        for r, e, p in zip(ref, exp, paths, strict=True):
+            _compare_detections(tally, r, e, p)
+    elif isinstance(ref, (list, tuple)):
+        for r, e, p in zip(ref, exp, paths, strict=True):
+            before = tally.agree, tally.total
+            _compare_tensors(tally, r, e, [p], per_image_dim=0)
+            if (tally.agree - before[0]) != (tally.total - before[1]):
+                tally.disagreements.append(p)
+    else:
+        raise AssertionError(f"cannot compare outputs of type {type(ref).__name__}")
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def compare(reference: nn.Module, exported: nn.Module, task: TaskAdapter, evaluators: tuple[Any, Any],
+            batches: Iterable[Batch], primary_metric: str) -> Comparison:
+    """Run both models over ``batches`` and compare them.
+
+    Args:
+        reference: the PyTorch model (fp32, eval mode).
+        exported: the export as a module (:class:`~visiontl.export.runtime.RuntimeModule`).
+        task: the task adapter (``forward_eval``).
+        evaluators: two fresh evaluators of the task (PyTorch's, the export's).
+        batches: collated validation batches.
+        primary_metric: the metric reported side by side.
+    """
+    started = time.perf_counter()
+    tally = _Tally()
+    images = 0
+    reference.eval()
+    with torch.no_grad():
+        for batch in batches:
+            ref = task.forward_eval(reference, batch)
+            exp = task.forward_eval(exported, batch)
+            evaluators[0].update(ref, batch.targets)
+            evaluators[1].update(exp, batch.targets)
+            _compare(tally, ref, exp, list(batch.paths))
+            images += len(batch)
+    return Comparison(
+        images=images,
+        max_abs_diff=tally.max_abs,
+        mean_abs_diff=tally.abs_sum / tally.abs_count if tally.abs_count else 0.0,
+        agreement=tally.agree / tally.total if tally.total else 1.0,
+        unit=tally.unit,
+        compared=tally.total,
+        disagreements=tally.disagreements[:20],
+        primary_metric=primary_metric,
+        reference=_scalars(evaluators[0].compute()),
+        exported=_scalars(evaluators[1].compute()),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def evaluate(model: nn.Module, task: TaskAdapter, evaluator: Any, batches: Iterable[Batch]) -> dict[str, Any]:
+    """The task's scalar metrics of ``model`` over ``batches`` (used by the benchmark's accuracy)."""
+    with torch.no_grad():
+        for batch in batches:
+            evaluator.update(task.forward_eval(model, batch), batch.targets)
+    return _scalars(evaluator.compute())
