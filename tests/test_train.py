@@ -192,6 +192,13 @@ def test_fp16_needs_cuda(shapes_root, tmp_path):
         run(tiny_recipe(shapes_root, tmp_path, train={"precision": "fp16"}))
 
 
+def test_a_device_list_is_refused_with_the_torchrun_fix():
+    from visiontl.train.precision import resolve_device
+
+    with pytest.raises(ConfigError, match="lists several devices.*torchrun --nproc_per_node"):
+        resolve_device("0,1")
+
+
 def test_run_directory_layout_and_never_overwritten(shapes_root, tmp_path):
     recipe = tiny_recipe(shapes_root, tmp_path, train={"epochs": 1}, output={"plots": True})
     first = run(recipe).run_dir

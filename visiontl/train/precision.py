@@ -13,6 +13,12 @@ from visiontl.errors import ConfigError
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA when available, else CPU; asking for absent CUDA is an error."""
+    if "," in name:
+        # One process trains on one device; several GPUs means several processes (torchrun).
+        raise ConfigError(
+            f"train.device '{name}' lists several devices; a visiontl process trains on one.",
+            fix="launch one process per GPU: torchrun --nproc_per_node=N -m visiontl run RECIPE (train.device: auto or cuda)",
+        )
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
