@@ -97,6 +97,10 @@ def test_run_set_predict_eval(tmp_path, shapes_root):
     assert len(top) == 2 and {name for name, _ in top} <= {"circle", "square", "triangle"}
     metrics = json.loads(invoke("eval", str(run_dir), "--json").output)
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["num_samples"] == 18
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    failed = invoke("predict", str(run_dir), str(bad))
+    assert failed.exit_code == 1 and "bad.png: unreadable" in failed.output and "None of the 1 image(s) could be read" in failed.output
 
 
 def test_real_subprocess_run(tmp_path, shapes_root):

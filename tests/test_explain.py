@@ -300,6 +300,8 @@ def test_explain_errors_are_clear(square_run: Path, squares: Path, tmp_path: Pat
     bad.write_bytes(b"not a png")
     result = runner.invoke(cli, ["explain", str(square_run), str(bad), image, "--out", str(tmp_path / "o")])
     assert result.exit_code == 0 and "bad.png: not explained" in result.output and "wrote 1 overlay(s)" in result.output
+    result = runner.invoke(cli, ["explain", str(square_run), str(bad), "--out", str(tmp_path / "o2")])
+    assert result.exit_code == 1 and "None of the 1 image(s) could be explained" in result.output
 
 
 # --------------------------------------------------------------------------- other tasks

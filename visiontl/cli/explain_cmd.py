@@ -82,6 +82,12 @@ def explain_command(
             if path not in errors:  # unexplained images are listed above
                 click.echo(f"  not scored: {path}: {reason}")
     click.echo(f"wrote {sum(1 for i in report.items if i.overlay)} overlay(s) and explain.json to {report.out_dir}")
+    if report.items and all(item.error for item in report.items):
+        # Nothing was explained: a script must not mistake this for success.
+        from visiontl.errors import DataError
+
+        raise DataError(f"None of the {len(report.items)} image(s) could be explained (reasons above).",
+                        fix="pass readable image files or folders")
 
 
 COMMANDS = [explain_command]

@@ -36,6 +36,11 @@ def predict_command(target: Path, images: tuple[Path, ...], topk: int, score_thr
         else:
             drawn = f"  -> {p.overlay}" if p.overlay else ""
             click.echo(f"{p.path}: " + (", ".join(f"{name} {prob:.3f}" for name, prob in p.top) or "nothing found") + drawn)
+    if predictions and all(p.error for p in predictions):
+        # Nothing was predicted: a script must not mistake this for success.
+        from visiontl.errors import DataError
+
+        raise DataError(f"None of the {len(predictions)} image(s) could be read (reasons above).", fix="pass readable image files or folders")
 
 
 @click.command("eval")

@@ -212,7 +212,11 @@ def select(
     if priority is not None and priority not in PRIORITY_WEIGHTS:
         raise ConfigError(f"Unknown priority '{priority}'.", fix=f"use one of: {', '.join(PRIORITY_WEIGHTS)}")
     if task not in TASK_METRICS:
-        raise ConfigError(f"Unknown task '{task}' for selection.", fix=f"use one of: {', '.join(TASK_METRICS)}")
+        from visiontl.ids import suggest
+
+        close = suggest(task, TASK_METRICS, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"Unknown task '{task}' for selection.{hint}", fix=f"use one of: {', '.join(TASK_METRICS)}")
     tgt = get_target(target, targets_file)
     priority = priority or tgt.priority
     model = latency_model(tgt)
