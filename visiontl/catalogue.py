@@ -8,10 +8,15 @@ from visiontl.plugin_manager import Plugins, get_plugins
 
 def catalogue(task: str | None = None, family: str | None = None, plugins: Plugins | None = None) -> list[ModelCard]:
     """Cards offered by the plugins, optionally for one task and one family."""
-    from visiontl.api import tasks
-
     plugins = plugins or get_plugins()
-    names = [task] if task else sorted(tasks(plugins))
+    if task:
+        names = [task]
+    else:
+        # Only the full listing needs the task registry (and the recipe schema api imports):
+        # one task's answer, what `visiontl select` asks, stays light.
+        from visiontl.api import tasks
+
+        names = sorted(tasks(plugins))
     seen: set[str] = set()
     cards: list[ModelCard] = []
     for name in names:
