@@ -58,3 +58,42 @@ def test_teacher_with_other_classes_is_refused(tmp_path, shapes_root, teacher_ru
 def test_distill_section_needs_exactly_one_teacher():
     with pytest.raises(ConfigError, match="exactly one"):
         validate_recipe({"data": {"root": "x"}, "model": {"id": "timm:resnet10t"}, "distill": {"temperature": 2}})
+
+
+class _Fixed(torch.nn.Module):
+    """A teacher that records its input and returns fixed logits."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.logits = logits
+        self.seen: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen = x
+        return self.logits
+
+
+def test_the_loss_is_the_hand_computed_weighted_kl_and_teachers_see_their_own_input():
+    from visiontl.contracts import Preprocessing
+    from visiontl.train.distill import Distiller, Teacher
+
+    student_pre = Preprocessing(input_size=(8, 8), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    teacher_pre = Preprocessing(input_size=(4, 4), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    t1 = _Fixed(torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]]))
+    t2 = _Fixed(torch.tensor([[0.0, 1.0, 0.0], [1.0, -2.0, 3.0]]))
+    d = Distiller([Teacher(t1, teacher_pre, 0.25, "a"), Teacher(t2, teacher_pre, 0.75, "b")], student_pre, temperature=2.0, weight=0.6)
+    raw = torch.rand(2, 3, 8, 8)
+    inputs = (raw - 0.5) / 0.5  # normalised as the student expects
+    student = torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.0, 1.0]])
+    task_loss = torch.tensor(0.8)
+    # by hand: the teachers' T-softened probabilities averaged by weight, KL(teacher || student_T) * T^2
+    T = 2.0
+    q = 0.25 * torch.softmax(t1.logits / T, 1) + 0.75 * torch.softmax(t2.logits / T, 1)
+    log_p = torch.log_softmax(student / T, 1)
+    kl = (q * (q.log() - log_p)).sum(1).mean() * T * T
+    expected = 0.4 * task_loss + 0.6 * kl
+    assert torch.allclose(d.loss(student, inputs, task_loss), expected, atol=1e-6)
+    # each teacher saw the raw image, at its own size and normalisation
+    assert t1.seen is not None and tuple(t1.seen.shape[-2:]) == (4, 4)
+    resized = torch.nn.functional.interpolate(raw, size=(4, 4), mode="bilinear", align_corners=False, antialias=True)
+    assert torch.allclose(t1.seen, resized, atol=1e-5)
