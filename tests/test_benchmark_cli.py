@@ -226,3 +226,12 @@ def test_masks_add_the_cam_energy_score_to_every_row(shapes_root, tmp_path):
     assert all(row["cam_chance"] == pytest.approx(0.5, abs=0.02) and 0.0 <= row["cam_energy_in_mask"] <= 1.0 for row in rows)
     table = invoke(*args).output
     assert "CAM energy inside the object masks" in table and "eigencam" in table
+
+
+def test_an_ultralytics_detector_is_measured_at_the_size_asked_for():
+    # the YOLO wrapper letterboxes to its imgsz: --input-size must reach it, not only the row
+    result = invoke("benchmark", "ultralytics:yolov8n", "--input-size", "64", "--json", *FAST)
+    row = json.loads(result.output[result.output.index("{"):])["rows"][0]
+    assert row["input_size"] == "64x64" and row["task"] == "detection"
+    assert not any("plugin reports input size" in note for note in row.get("notes") or [])
+    assert row["macs"] < 0.1e9  # 0.044 GMACs at 64 px (8.7 at 640)

@@ -19,6 +19,7 @@ published COCO weights.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +82,10 @@ def build(request: BuildRequest) -> BuiltModel:
     # Find the published weights before building anything: offline, fail within seconds.
     published = pretrained_file(spec, str(request.model_id)) if request.pretrained and request.weights is None else None
     net = make_network(spec, request.num_classes, request.class_names)
+    if request.input_size:
+        # data.image_size (or benchmark --input-size) wins over model.options.imgsz, as in
+        # training; YOLO letterboxes to a multiple of its largest stride, 32.
+        options["imgsz"] = int(math.ceil(max(request.input_size) / 32) * 32)
     wrapper = YoloModel(net, segment=spec.segment, imgsz=options["imgsz"], conf=options["conf"],
                         iou=options["iou"], max_det=options["max_det"])
     if request.weights is not None:

@@ -20,6 +20,7 @@ drive yet.
 from __future__ import annotations
 
 import copy
+import logging
 import types
 import warnings
 from pathlib import Path
@@ -101,6 +102,12 @@ def export(model: nn.Module, request: ExportRequest) -> ExportArtifact:
         overrides["dynamic"] = True
     if request.format == "onnx":
         overrides["simplify"] = False  # onnxslim is optional; the graph is verified either way
+    # The exporter asks every detect head for end-to-end outputs; YOLOv8 has only the
+    # one-to-many head, so Ultralytics warns and exports that, which is what the wrapper's NMS
+    # expects: the notice says nothing the user can act on.
+    notice = _DropMessage("no one-to-one head")
+    ultra_logger = logging.getLogger("ultralytics")
+    ultra_logger.addFilter(notice)
     try:
         with offline.ultralytics_logging(verbose=False), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.jit / exporter deprecation notices
@@ -109,6 +116,8 @@ def export(model: nn.Module, request: ExportRequest) -> ExportArtifact:
         text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise _export_error(f"Ultralytics' {ultra_format} exporter failed for '{request.model_id}': {type(exc).__name__}: {text}",
                             fix="run with --debug for the traceback; try another --format") from exc
+    finally:
+        ultra_logger.removeFilter(notice)
     if produced.is_dir():  # OpenVINO: a folder holding <stem>.xml and .bin
         xml = next(iter(sorted(produced.glob("*.xml"))), None)
         if xml is None:
@@ -139,6 +148,17 @@ def export(model: nn.Module, request: ExportRequest) -> ExportArtifact:
         return wrapper.eval()
 
     return ExportArtifact(manifest, manifest_path, load)
+
+
+class _DropMessage(logging.Filter):
+    """Drops log records whose message contains ``text``."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
 
 
 def _runtime(fmt: str, path: Path, precision: str, layout: Any, threads: int | None, hint: str | None) -> nn.Module:
