@@ -390,7 +390,8 @@ def test_transformer_and_channels_last_and_letterboxing_models() -> None:
     cases = [
         ("timm:vit_tiny_patch16_224", "classification", {"img_size": 64}, 64, "stage11 (blocks.10)", "tokens"),
         ("torchvision:swin_t", "classification", {}, 64, "stage4 (norm)", "nhwc"),
-        ("ultralytics:yolov8n", "detection", {}, 64, "sppf (net.model.9)", "nchw"),
+        # letterboxed to 256 px: an 8x8 grid at stride 32, square whatever the picture's shape
+        ("ultralytics:yolov8n", "detection", {}, 256, "sppf (net.model.9)", "nchw"),
     ]
     for model_id, task, options, size, layer, layout in cases:
         torch.manual_seed(0)
