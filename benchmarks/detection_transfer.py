@@ -8,7 +8,7 @@ validation images at the best epoch, the epoch, and the wall-clock time of each 
 
     python benchmarks/detection_transfer.py --data ../shared/data
 
-Acceptance (issue 3): the pretrained run reaches AP50 >= 0.7 in at most 15 minutes on a
+Target: the pretrained run reaches AP50 >= 0.7 in at most 15 minutes on a
 two-core CPU; the random-backbone run scores clearly lower.
 """
 
