@@ -227,8 +227,16 @@ def test_ultralytics_models_go_through_ultralytics_exporter(tmp_path):
     assert report.files[0].parent == tmp_path / "exports"
     assert ver["images"] == 3 and ver["compared"] >= 3 and ver["agreement"] == 1.0 and ver["max_abs_diff"] < 0.05
     assert ver["primary_metric"] == "map" and abs(ver["delta"]) < 1e-6
-    with pytest.raises(ExportError, match="supports fp32, not int8"):
+    with pytest.raises(ExportError, match="supports fp32, not int8.*--format openvino"):
         export_run(checkpoint, "onnx", "int8", threads=1, data_root=tmp_path)
+    # OpenVINO int8: Ultralytics' fp32 IR quantised by NNCF on the run's training images,
+    # letterboxed as at inference, then verified like every export
+    report = export_run(checkpoint, "openvino", "int8", threads=1, data_root=tmp_path)
+    manifest = report.manifest
+    assert manifest.exporter == "ultralytics" and [f.suffix for f in report.files] == [".xml", ".bin"]
+    assert all(f.is_file() for f in report.files) and len(list(report.files[0].parent.glob("*.xml"))) == 1
+    assert manifest.calibration["images"] == 3 and manifest.calibration["letterbox"] == 64 and "NNCF" in manifest.calibration["method"]
+    assert manifest.verification["images"] == 3 and manifest.verification["primary_metric"] == "map"
 
 
 def test_recipe_export_section_exports_every_format_and_checks_precisions_first(tiny_run, shapes_root, monkeypatch):

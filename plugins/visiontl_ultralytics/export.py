@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from visiontl.export.contracts import ExportArtifact, ExportRequest
 
 #: visiontl format -> (Ultralytics format, precisions offered).
-FORMATS = {"onnx": ("onnx", ("fp32",)), "openvino": ("openvino", ("fp32", "bf16")), "torchscript": ("torchscript", ("fp32",))}
+FORMATS = {"onnx": ("onnx", ("fp32",)), "openvino": ("openvino", ("fp32", "bf16", "int8")), "torchscript": ("torchscript", ("fp32",))}
 
 
 class RuntimeNet(nn.Module):
@@ -81,9 +81,8 @@ def export(model: nn.Module, request: ExportRequest) -> ExportArtifact:
     if request.precision not in precisions:
         raise _export_error(
             f"The Ultralytics {request.format} export of '{request.model_id}' supports {', '.join(precisions)}, not {request.precision}"
-            + (" (Ultralytics calibrates int8 from a dataset yaml through its own loader, which visiontl does not drive yet)" if request.precision == "int8" else "")
             + ".",
-            fix=f"use --precision {' or '.join(precisions)}",
+            fix=f"use --precision {' or '.join(precisions)}" + (" (int8: --format openvino)" if request.precision == "int8" else ""),
         )
     segment = bool(getattr(model, "segment", False))
     imgsz = int(getattr(model, "imgsz", 640))
@@ -125,6 +124,9 @@ def export(model: nn.Module, request: ExportRequest) -> ExportArtifact:
         files = [xml, xml.with_suffix(".bin")]
     else:
         files = [produced]
+    calibration: dict[str, Any] = {}
+    if request.precision == "int8":
+        files, calibration = _quantize_ir(files[0], request, imgsz)
     folder = main_file.parent
     layout = OutputLayout("tuple", ("output0", "output1")) if segment else OutputLayout("tensor", ("output0",))
     hint = {"fp32": "f32", "bf16": "bf16"}.get(request.precision) if request.format == "openvino" else None
@@ -135,6 +137,7 @@ def export(model: nn.Module, request: ExportRequest) -> ExportArtifact:
         input={"name": "images", "shape": [None, 3, imgsz, imgsz] if dynamic else [1, 3, imgsz, imgsz], "dtype": "float32",
                "normalised": False, "note": "RGB in 0..1, letterboxed to imgsz with grey (114) padding"},
         layout=layout, runtime={"inference_precision": hint} if hint else {}, exporter="ultralytics", source=request.source,
+        calibration=calibration,
         versions={**versions(), "ultralytics": _ultralytics_version()},
         extras={"postprocessing": "NMS and mask assembly in Python (visiontl_ultralytics YoloModel)", "imgsz": imgsz,
                 "conf": getattr(model, "conf", None), "iou": getattr(model, "iou", None)},
@@ -148,6 +151,37 @@ def export(model: nn.Module, request: ExportRequest) -> ExportArtifact:
         return wrapper.eval()
 
     return ExportArtifact(manifest, manifest_path, load)
+
+
+def _quantize_ir(xml: Path, request: ExportRequest, imgsz: int) -> tuple[list[Path], dict[str, Any]]:
+    """NNCF int8 post-training quantisation of the fp32 IR Ultralytics wrote, calibrated on
+    the request's real images letterboxed exactly as the wrapper letterboxes at inference.
+
+    Ultralytics' own int8 path calibrates through its dataset loader from a data yaml; going
+    through NNCF here uses the same calibration images as every other visiontl int8 export.
+    """
+    import openvino as ov
+    import torch
+
+    from visiontl.export.openvino_backend import quantize, save
+    from visiontl_ultralytics.model import letterbox_batch
+
+    if request.calibration is None:
+        raise _export_error(f"The int8 export of '{request.model_id}' needs calibration images.",
+                            fix="export a run (its training images are used) or pass --calib DATA")
+    batches = []
+    for array in request.calibration():
+        canvas, _ = letterbox_batch([torch.from_numpy(array)[0]], imgsz)
+        batches.append(canvas.float().contiguous().numpy())
+    if not batches:
+        raise _export_error(f"No calibration images for the int8 export of '{request.model_id}'.", fix="pass --calib DATA")
+    quantized, settings = quantize(ov.Core().read_model(str(xml)), batches, request.model_id)
+    written = save(quantized, xml.with_name(xml.stem + ".quantized.xml"), "int8")
+    # The fp32 IR was only the quantiser's input: the int8 one takes its names.
+    files = [xml, xml.with_suffix(".bin")]
+    for source, final in zip(written, files, strict=True):
+        source.replace(final)
+    return files, {**request.calibration_info, **settings, "letterbox": imgsz}
 
 
 class _DropMessage(logging.Filter):
