@@ -55,6 +55,21 @@ def shapes_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_shapes(tmp_path_factory.mktemp("shapes") / "shapes", per_class_train=12, per_class_val=6, size=32)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test (restored after): on shared, busy cores two threads per
+    process can spin against each other and run tens of times slower.
+
+    Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny_recipe(root: Path, out: Path, **sections: dict) -> dict:
     """A recipe dict for fast tests on ``root`` (resnet10t at 32 px, 2 epochs)."""
     recipe = {

@@ -97,14 +97,3 @@ def make_yolo(root: Path, n_train: int = 6, n_val: int = 3, size: tuple[int, int
     yaml_path.write_text("path: ../data\ntrain: images/train\nval: images/val\nnames:\n  0: red\n  1: green\n")
     return yaml_path
 
-
-def one_thread() -> object:
-    """Run torch on one thread, restoring the previous count afterwards (use as a fixture
-    body). On a shared two-core machine, two OpenMP threads competing with other processes
-    made small convolutions 40 times slower than one thread."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)

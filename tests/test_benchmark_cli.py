@@ -23,13 +23,7 @@ from visiontl.contracts import BenchmarkRequest, BenchmarkResult
 FAST = ["--threads", "1", "--warmup", "1", "--repeats", "3", "--min-seconds", "0.02"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a shared 2-core machine two threads can be 40x slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

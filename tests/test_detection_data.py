@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from detection_fixtures import COLOURS, draw_image, make_coco, make_yolo, one_thread, write_json
+from detection_fixtures import COLOURS, draw_image, make_coco, make_yolo, write_json
 
 from visiontl.config.schema import DataSection
 from visiontl.data.detection import records as R
@@ -23,9 +23,7 @@ from visiontl.errors import ConfigError, DataError
 # --------------------------------------------------------------------------- COCO
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    yield from one_thread()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_coco_category_ids_map_to_contiguous_labels_and_back(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from detection_fixtures import make_coco, one_thread, write_json
+from detection_fixtures import make_coco, write_json
 
 from visiontl import api
 from visiontl.config.loader import load_recipe, validate_recipe
@@ -30,9 +30,7 @@ SQUEEZE = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    yield from one_thread()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _task(name: str = "detection"):

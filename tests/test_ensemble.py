@@ -21,14 +21,7 @@ from visiontl.ensemble import EnsembleModel, Renormalise
 from visiontl.errors import ConfigError, RunError
 from visiontl.train.checkpoint import load_checkpoint, save_checkpoint
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on shared, busy cores, two threads per process spin against each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -27,13 +27,7 @@ from visiontl.explain.score import cam_energy_in_mask, energy_in_mask, match_mas
 SIZE = 96  # synthetic image side
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on shared, busy cores, two threads per process spin against each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --------------------------------------------------------------------------- data

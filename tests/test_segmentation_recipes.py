@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 from conftest import ROOT
@@ -26,13 +25,7 @@ RECIPES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on shared, busy cores, two threads per process spin against each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def smoke(name: str, shared_data, tmp_path, *extra: str):

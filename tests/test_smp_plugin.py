@@ -27,14 +27,7 @@ TASK = SegmentationTask()
 SMALL_UNET = {"decoder_channels": [32, 16, 16, 8, 8]}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on shared, busy cores, two threads per process spin against each other
-    (the contract kit runs 3-5x faster this way); restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def build(name: str, num_classes: int = 3, **kwargs: object) -> BuiltModel:

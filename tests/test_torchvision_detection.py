@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from detection_fixtures import one_thread
 
 import visiontl_torchvision as plugin
 from visiontl.contracts import BuildRequest, BuiltModel
@@ -48,9 +47,7 @@ CONTRACT = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> object:
-    yield from one_thread()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def build(name: str, task: str = "detection", num_classes: int = 3, **kwargs: object) -> BuiltModel:

@@ -19,13 +19,7 @@ TASK = SegmentationTask()
 SQUEEZE = {"backbone": "torchvision:squeezenet1_1", "channels": 32}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on shared, busy cores, two threads per process spin against each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def build(name: str, num_classes: int = 3, **kwargs: object) -> BuiltModel:

@@ -21,7 +21,6 @@ Where each figure comes from:
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -199,16 +198,9 @@ def _card(name: str, cls_name: str, size: int, task: str, weights: Any, version:
 
 def main(argv: list[str] | None = None) -> int:
     """Regenerate ``catalogue_detection.json``; ``--check`` only compares."""
-    argv = sys.argv[1:] if argv is None else argv
-    entries = generate()
-    text = json.dumps(entries, indent=1) + "\n"
-    if "--check" in argv:
-        same = DATA.is_file() and DATA.read_text(encoding="utf-8") == text
-        print(f"{DATA.name} is current" if same else f"{DATA.name} is stale: run python -m visiontl_torchvision.detection_catalogue")
-        return 0 if same else 1
-    DATA.write_text(text, encoding="utf-8")
-    print(f"wrote {DATA} ({len(entries)} cards)", file=sys.stderr)
-    return 0
+    from visiontl.catalogue import write_or_check
+
+    return write_or_check(DATA, generate(), "visiontl_torchvision.detection_catalogue", argv)
 
 
 if __name__ == "__main__":

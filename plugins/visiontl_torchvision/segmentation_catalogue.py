@@ -21,13 +21,13 @@ Where each figure comes from:
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from visiontl.cards import Figure, ModelCard
+from visiontl.catalogue import classification_cards_by_id, encoder_proxy
 
 DATA = Path(__file__).resolve().parent / "catalogue_segmentation.json"
 
@@ -62,27 +62,8 @@ def split_name(name: str) -> tuple[str, str]:
     return arch, backbone
 
 
-def encoder_proxy(candidates: Sequence[str], classifiers: dict[str, ModelCard]) -> tuple[Figure | None, str]:
-    """The ``encoder_top1`` proxy from the first of ``candidates`` (card ids) in ``classifiers``.
-
-    Returns:
-        The figure (``None`` when no candidate has a top-1 figure) and the id it came from
-        (empty when none).
-    """
-    for card_id in candidates:
-        card = classifiers.get(card_id)
-        top1 = card.metric("top1") if card is not None else None
-        if top1 is not None:
-            source = f"proxy: ImageNet top-1 of {card_id} ({top1.source})"
-            return Figure(name="encoder_top1", value=top1.value, dataset=top1.dataset, source=source), card_id
-    return None, ""
 
 
-def classification_cards_by_id() -> dict[str, ModelCard]:
-    """Every installed classification card, by id (the proxies' source)."""
-    from visiontl.catalogue import catalogue
-
-    return {c.id: c for c in catalogue(task="classification")}
 
 
 def generate(names: Sequence[str] | None = None, classifiers: dict[str, ModelCard] | None = None) -> list[dict[str, Any]]:
@@ -183,16 +164,9 @@ def _card(name: str, weights: Any, tags: tuple[str, ...], version: str, classifi
 
 def main(argv: list[str] | None = None) -> int:
     """Regenerate ``catalogue_segmentation.json``; ``--check`` only compares."""
-    argv = sys.argv[1:] if argv is None else argv
-    entries = generate()
-    text = json.dumps(entries, indent=1) + "\n"
-    if "--check" in argv:
-        same = DATA.is_file() and DATA.read_text(encoding="utf-8") == text
-        print(f"{DATA.name} is current" if same else f"{DATA.name} is stale: run python -m visiontl_torchvision.segmentation_catalogue")
-        return 0 if same else 1
-    DATA.write_text(text, encoding="utf-8")
-    print(f"wrote {DATA} ({len(entries)} cards)", file=sys.stderr)
-    return 0
+    from visiontl.catalogue import write_or_check
+
+    return write_or_check(DATA, generate(), "visiontl_torchvision.segmentation_catalogue", argv)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -122,16 +121,9 @@ def generate(names: Sequence[str] | None = None) -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Regenerate ``catalogue.json``; ``--check`` only compares."""
-    argv = sys.argv[1:] if argv is None else argv
-    text = json.dumps(generate(), indent=1) + "\n"
-    if "--check" in argv:
-        same = DATA.is_file() and DATA.read_text(encoding="utf-8") == text
-        print("catalogue.json is current" if same else "catalogue.json is stale: run python -m visiontl_ultralytics.catalogue")
-        return 0 if same else 1
-    DATA.write_text(text, encoding="utf-8")
-    count = text.count('"id"')
-    print(f"wrote {DATA} ({count} cards)")
-    return 0
+    from visiontl.catalogue import write_or_check
+
+    return write_or_check(DATA, generate(), "visiontl_ultralytics.catalogue", argv)
 
 
 if __name__ == "__main__":
