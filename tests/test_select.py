@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -155,22 +153,6 @@ def test_timm_catalogue_is_current():
         assert card.profile == mac_profile(lambda n=name: timm.create_model(n), card.input_size)
         assert card.metric("top1").source.startswith("huggingface/pytorch-image-models@")
 
-
-def test_select_is_fast_and_imports_no_torch():
-    code = (
-        "import sys, time; t = time.perf_counter()\n"
-        "from click.testing import CliRunner\nfrom visiontl.cli import cli\n"
-        "r = CliRunner().invoke(cli, ['select', '--task', 'classification', '--target', 'mobile', '--images', '30000'])\n"
-        "assert r.exit_code == 0, r.output\n"
-        "print(time.perf_counter() - t, [m for m in ('torch', 'torchvision', 'timm', 'ultralytics', 'segmentation_models_pytorch') if m in sys.modules])"
-    )
-    best = None
-    for _ in range(3):  # the fastest of three: other processes share this machine's cores
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(" ", 1)
-        seconds, heavy = float(out[0]), out[1].strip()
-        assert heavy == "[]"
-        best = seconds if best is None else min(best, seconds)
-    assert best < 1.0, f"visiontl select took {best:.2f} s"
 
 
 def test_cli_json_and_write_recipe(tmp_path, shapes_root):
