@@ -86,3 +86,16 @@ def tiny_recipe(root: Path, out: Path, **sections: dict) -> dict:
         recipe.setdefault(key, {})
         recipe[key] = {**recipe[key], **value} if isinstance(value, dict) else value
     return recipe
+
+
+def train_tiny_run(tmp_path_factory: pytest.TempPathFactory, shapes_root: Path, folder: str, epochs: int) -> Path:
+    """Train a tiny classification run (resnet10t, 32 px, one thread) on the shapes dataset
+    into a fresh folder and return its run directory (for module-scoped fixtures)."""
+    from visiontl import api
+    from visiontl.config.loader import validate_recipe
+    from visiontl.plugin_manager import set_plugins
+
+    set_plugins(None)
+    out = tmp_path_factory.mktemp(folder)
+    recipe = validate_recipe(tiny_recipe(shapes_root, out, train={"epochs": epochs, "threads": 1}), "test")
+    return api.run(recipe).run_dir

@@ -15,7 +15,7 @@ import yaml
 from click.testing import CliRunner
 from torch import nn
 
-from conftest import tiny_recipe
+from conftest import train_tiny_run
 from visiontl.benchmark import harness
 from visiontl.cli import cli
 from visiontl.contracts import BenchmarkRequest, BenchmarkResult
@@ -29,14 +29,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, shapes_root) -> Path:
     """A tiny trained classification run (resnet10t, 32 px, 1 epoch on the shapes dataset)."""
-    from visiontl import api
-    from visiontl.config.loader import validate_recipe
-    from visiontl.plugin_manager import set_plugins
-
-    set_plugins(None)
-    out = tmp_path_factory.mktemp("bench_runs")
-    recipe = validate_recipe(tiny_recipe(shapes_root, out, train={"epochs": 1, "threads": 1}), "test")
-    return api.run(recipe).run_dir
+    return train_tiny_run(tmp_path_factory, shapes_root, "bench_runs", epochs=1)
 
 
 def invoke(*args: str):

@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-from conftest import ROOT, tiny_recipe
+from conftest import ROOT, train_tiny_run
 from visiontl.cli import cli
 from visiontl.export.errors import ExportError
 
@@ -23,14 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, shapes_root) -> Path:
     """A tiny trained classification run (resnet10t, 32 px, 2 epochs on the shapes dataset)."""
-    from visiontl import api
-    from visiontl.config.loader import validate_recipe
-    from visiontl.plugin_manager import set_plugins
-
-    set_plugins(None)
-    out = tmp_path_factory.mktemp("export_runs")
-    recipe = validate_recipe(tiny_recipe(shapes_root, out, train={"epochs": 2, "threads": 1}), "test")
-    return api.run(recipe).run_dir
+    return train_tiny_run(tmp_path_factory, shapes_root, "export_runs", epochs=2)
 
 
 def export(*args: str):
