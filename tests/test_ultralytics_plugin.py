@@ -314,9 +314,13 @@ def test_per_group_learning_rates_reach_ultralytics_optimizer(shared_data, tmp_p
     row = result.history[0]
     assert (row["lr_head"], row["lr_neck"], row["lr_sppf"]) == (0.01, 0.002, 0.0005) and "lr_stage4" not in row
     # Ultralytics' own checkpoint, kept on request, pickles the (locked) model and holds the
-    # weights visiontl carried on (its EMA, stored in half precision)
+    # weights visiontl carried on (its EMA, stored in half precision); it is read through the
+    # allow-list, never Ultralytics' full unpickle
+    import ultralytics.nn.tasks as ultralytics_tasks
+
     from visiontl_ultralytics.build import read_weights
 
+    monkeypatch.setattr(ultralytics_tasks, "torch_safe_load", lambda *a, **k: pytest.fail("full unpickle used"))
     saved = read_weights(job.run.path / "ultralytics" / "phase1_upper" / "weights" / "last.pt")
     own = job.built.model.net.state_dict()
     assert set(saved) == set(own)

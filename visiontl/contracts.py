@@ -91,6 +91,9 @@ class BuildRequest:
             read it here.
         data_root: the root relative paths in ``options`` (backbone weight files ...) are
             resolved against (``visiontl.weights.resolve_weights_path``).
+        trust_weights: the user vouched for ``weights`` (``model.trust_weights`` or
+            ``--trust-weights``): a plugin may then read a file format that can run code when
+            loaded (a full pickle). Without it, only data-only readers are allowed.
     """
 
     model_id: ModelId
@@ -102,6 +105,7 @@ class BuildRequest:
     class_names: tuple[str, ...] = ()
     input_size: tuple[int, int] | None = None
     data_root: Path | None = None
+    trust_weights: bool = False
 
 
 @dataclass

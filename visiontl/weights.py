@@ -28,40 +28,96 @@ PROBE_TIMEOUT_S = float(os.environ.get("VISIONTL_NET_TIMEOUT", "3"))
 _REACHABLE: dict[str, bool] = {}
 
 
-def host_reachable(host: str, port: int = 443, timeout: float | None = None) -> bool:
-    """Whether a TCP connection to ``host:port`` opens within ``timeout`` seconds.
+def host_reachable(host: str, port: int = 443, timeout: float | None = None, scheme: str = "https") -> bool:
+    """Whether ``host:port`` can be reached within ``timeout`` seconds, directly or by proxy.
 
-    The answer is remembered for the process, so a run that asks about several files pays
-    for one probe per host.
+    When the environment names a proxy for ``scheme`` (``HTTPS_PROXY``/``HTTP_PROXY``/
+    ``ALL_PROXY``, upper or lower case) and ``NO_PROXY`` does not exempt the host, the question
+    goes to the proxy, as the download would: a ``CONNECT host:port`` answered with status 200.
+    Otherwise a direct TCP connection must open. The answer is remembered for the process, so a
+    run that asks about several files pays for one probe per host and route.
     """
     if os.environ.get("VISIONTL_OFFLINE", "").strip() not in ("", "0"):
         return False
-    key = f"{host}:{port}"
+    proxy = proxy_for(scheme, host)
+    key = f"{host}:{port} via {proxy[0]}:{proxy[1]}" if proxy else f"{host}:{port}"
     if key in _REACHABLE:
         return _REACHABLE[key]
     timeout = PROBE_TIMEOUT_S if timeout is None else timeout
     deadline = time.monotonic() + timeout
-    ok = False
+    if proxy is None:
+        ok = _connect(host, port, deadline) is not None
+    else:
+        ok = _proxy_connect(proxy, host, port, deadline)
+    _REACHABLE[key] = ok
+    return ok
+
+
+def proxy_for(scheme: str, host: str) -> tuple[str, int, str | None] | None:
+    """The proxy (host, port, ``user:password`` or ``None``) the environment routes ``host`` through.
+
+    Read the way urllib and requests read it (``getproxies_environment``/``NO_PROXY``), so the
+    probe takes the route the download will take.
+    """
+    from urllib.request import getproxies_environment, proxy_bypass_environment
+
+    proxies = getproxies_environment()
+    url = proxies.get(scheme) or proxies.get("all")
+    if not url or proxy_bypass_environment(host, proxies):
+        return None
+    parsed = urlparse(url if "://" in url else f"http://{url}")
+    if not parsed.hostname:
+        return None
+    default_port = 443 if parsed.scheme == "https" else 1080 if parsed.scheme.startswith("socks") else 8080
+    credentials = None
+    if parsed.username is not None:
+        from urllib.parse import unquote
+
+        credentials = f"{unquote(parsed.username)}:{unquote(parsed.password or '')}"
+    return parsed.hostname, parsed.port or default_port, credentials
+
+
+def _connect(host: str, port: int, deadline: float) -> socket.socket | None:
+    """An open TCP socket to ``host:port`` before ``deadline``, or ``None``."""
     try:
         # getaddrinfo has no timeout of its own; on this path a dead resolver answers fast
         # (EAI_NONAME / EAI_AGAIN), and the connect below is bounded.
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        for family, kind, proto, _, addr in infos:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            with socket.socket(family, kind, proto) as sock:
-                sock.settimeout(left)
-                try:
-                    sock.connect(addr)
-                    ok = True
-                    break
-                except OSError:
-                    continue
     except OSError:
-        ok = False
-    _REACHABLE[key] = ok
-    return ok
+        return None
+    for family, kind, proto, _, addr in infos:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        sock = socket.socket(family, kind, proto)
+        sock.settimeout(left)
+        try:
+            sock.connect(addr)
+            return sock
+        except OSError:
+            sock.close()
+    return None
+
+
+def _proxy_connect(proxy: tuple[str, int, str | None], host: str, port: int, deadline: float) -> bool:
+    """Whether the proxy opens a tunnel to ``host:port`` (HTTP ``CONNECT`` answered with 200)."""
+    proxy_host, proxy_port, credentials = proxy
+    sock = _connect(proxy_host, proxy_port, deadline)
+    if sock is None:
+        return False
+    with sock:
+        lines = [f"CONNECT {host}:{port} HTTP/1.1", f"Host: {host}:{port}"]
+        if credentials:
+            import base64
+
+            lines.append("Proxy-Authorization: Basic " + base64.b64encode(credentials.encode()).decode())
+        try:
+            sock.settimeout(max(deadline - time.monotonic(), 0.01))
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+            status = sock.recv(256).split(b"\r\n", 1)[0].split()
+        except OSError:
+            return False
+    return len(status) >= 2 and status[1] == b"200"
 
 
 def require_reachable(url: str, model: str, fix: str) -> None:
@@ -72,10 +128,15 @@ def require_reachable(url: str, model: str, fix: str) -> None:
         model: the model id, for the message.
         fix: what the user can do instead (a local file, a cache path, going online).
     """
-    host = urlparse(url).hostname or url
-    if not host_reachable(host):
+    parsed = urlparse(url)
+    host = parsed.hostname or url
+    scheme = parsed.scheme or "https"
+    port = parsed.port or (80 if scheme == "http" else 443)
+    if not host_reachable(host, port, scheme=scheme):
+        proxy = proxy_for(scheme, host)
+        route = f" through the proxy {proxy[0]}:{proxy[1]}" if proxy else ""
         raise WeightsError(
-            f"Pretrained weights for '{model}' are not cached and {host} is unreachable "
+            f"Pretrained weights for '{model}' are not cached and {host} is unreachable{route} "
             f"(tried {url}).",
             fix=fix,
         )
@@ -108,12 +169,23 @@ def hf_offline() -> Iterator[None]:
 
 
 def resolve_weights_path(path: str | Path, data_root: Path | None = None) -> Path:
-    """Resolve a recipe's ``weights:`` against the data root; fail clearly if absent."""
+    """Resolve a recipe's ``weights:`` path; fail clearly if absent.
+
+    The order is the one recipes use for data: an absolute path as given; a relative one
+    against the data root first, then against the working directory. When both hold a file of
+    that name and they differ, the data root's is used and a warning names both, so a stray
+    file in the working directory never silently replaces the one the recipe means.
+    """
+    from visiontl import log
+
     p = Path(os.path.expanduser(str(path)))
-    candidates = [p] if p.is_absolute() else [Path.cwd() / p] + ([data_root / p] if data_root else [])
-    for c in candidates:
-        if c.is_file():
-            return c.resolve()
+    candidates = [p] if p.is_absolute() else ([data_root / p] if data_root else []) + [Path.cwd() / p]
+    found = [c.resolve() for c in candidates if c.is_file()]
+    if found:
+        if len(set(found)) > 1:
+            log.warning(f"weights '{path}' exists under the data root ({found[0]}) and the working directory "
+                        f"({found[1]}): using the data root's")
+        return found[0]
     tried = ", ".join(str(c) for c in candidates)
     raise WeightsError(
         f"Weights file '{path}' not found (tried {tried}).",

@@ -6,11 +6,12 @@ published COCO weights.
   shape match (the report lists the re-initialised ones: the class outputs of the head, and the
   whole class branch when the class count changes its width).
 * ``weights: PATH``: an Ultralytics checkpoint (its ``ema``/``model``), a state_dict, or a
-  visiontl checkpoint. An Ultralytics checkpoint is a pickle, loaded like Ultralytics loads it:
-  only use files you trust.
-* ``pretrained: true``: ``<name>.pt`` from Ultralytics' weights directory or the working
-  directory when present; otherwise a bounded probe of the asset host, then Ultralytics' own
-  downloader into its weights directory. Offline, the probe fails within seconds with a
+  visiontl checkpoint. An Ultralytics checkpoint pickles its network: it is read through an
+  allow-list of the classes such checkpoints need (:mod:`visiontl_ultralytics.checkpoint`), and
+  a file that names anything else is refused unless ``model.trust_weights`` is set.
+* ``pretrained: true``: ``<name>.pt`` from Ultralytics' weights directory when present (never
+  the working directory); otherwise a bounded probe of the asset host, then Ultralytics' own
+  downloader into its weights directory. The file is read through the same allow-list. Offline, the probe fails within seconds with a
   :class:`~visiontl.errors.WeightsError` naming the file, the URL and where to put it.
 * Ultralytics' ``DFL`` layer holds a fixed projection (``arange(16)``) as a parameter that its
   trainer always freezes (ultralytics#9371); here it is a buffer, so it never trains and never
@@ -89,7 +90,7 @@ def build(request: BuildRequest) -> BuiltModel:
     wrapper = YoloModel(net, segment=spec.segment, imgsz=options["imgsz"], conf=options["conf"],
                         iou=options["iou"], max_det=options["max_det"])
     if request.weights is not None:
-        report = load_file(wrapper, request.weights)
+        report = load_file(wrapper, request.weights, trust=request.trust_weights)
     elif published is not None:
         report = load_file(wrapper, published, pretrained=True)
     else:
@@ -151,44 +152,34 @@ def dfl_as_buffer(net: nn.Module) -> None:
 # ---------------------------------------------------------------------- weights
 
 
-def read_weights(path: Path) -> dict[str, Any]:
+def read_weights(path: Path, *, trust: bool = False) -> dict[str, Any]:
     """Tensors by name from a state_dict file, a visiontl checkpoint or an Ultralytics checkpoint.
 
+    Nothing stored in the file runs: state_dicts and visiontl checkpoints are read as tensors
+    only, Ultralytics checkpoints through an allow-list of the layer and data classes they need
+    (:mod:`visiontl_ultralytics.checkpoint`). ``trust`` allows a full unpickle of a file that
+    needs more (with a warning).
+
     Raises:
-        WeightsError: the file cannot be read or holds no model weights.
+        WeightsError: the file cannot be read, holds no model weights, or would run code.
     """
     from visiontl.weights import read_state_dict
+    from visiontl_ultralytics.checkpoint import read_checkpoint
 
     try:
         return dict(read_state_dict(path))
-    except WeightsError as safe_error:
-        if path.suffix != ".pt":
+    except WeightsError:
+        if path.suffix == ".safetensors":
             raise
-        # Ultralytics checkpoints pickle the whole model: they cannot be read with
-        # weights_only=True. Load them the way Ultralytics does (trusted files only).
-        offline.import_ultralytics()
-        from ultralytics.nn.tasks import torch_safe_load
-
-        try:
-            with offline.ultralytics_logging(verbose=False):
-                ckpt, _ = torch_safe_load(str(path))
-        except Exception as exc:  # noqa: BLE001 - any reader failure becomes one clear message
-            raise WeightsError(
-                f"Cannot read weights file '{path}' as a state_dict ({safe_error.message}) nor as an "
-                f"Ultralytics checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}).",
-                fix="pass an Ultralytics .pt checkpoint, a state_dict saved with torch.save, or a visiontl checkpoint",
-            ) from None
-        model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
-        if model is None or not hasattr(model, "state_dict"):
-            raise WeightsError(
-                f"Ultralytics checkpoint '{path}' holds no model ('ema' or 'model').",
-                fix="pass a checkpoint written by Ultralytics training (weights/best.pt or last.pt)",
-            ) from None
-        return dict(model.float().state_dict())
+    return read_checkpoint(path, trust=trust)
 
 
-def load_file(wrapper: nn.Module, path: Path, pretrained: bool = False) -> WeightsReport:
-    """Load every matching tensor of ``path`` into ``wrapper`` (keys with or without ``net.``)."""
+def load_file(wrapper: nn.Module, path: Path, pretrained: bool = False, trust: bool = False) -> WeightsReport:
+    """Load every matching tensor of ``path`` into ``wrapper`` (keys with or without ``net.``).
+
+    Args:
+        trust: the user vouched for the file (see :func:`read_weights`).
+    """
     from visiontl.weights import load_matching
 
     own = set(wrapper.state_dict())
@@ -199,7 +190,7 @@ def load_file(wrapper: nn.Module, path: Path, pretrained: bool = False) -> Weigh
         return f"net.{key}" if f"net.{key}" in own else None
 
     source = f"pretrained:{path}" if pretrained else f"file:{path}"
-    report = load_matching(wrapper, read_weights(path), source, key_map)
+    report = load_matching(wrapper, read_weights(path, trust=trust), source, key_map)
     # the wrapper's own inference size is not a network weight
     report.missing = [k for k in report.missing if k != "input_size"]
     return report
@@ -228,11 +219,12 @@ def pretrained_file(spec: ModelSpec, model_id: str) -> Path:
             fix="set model.pretrained: false (train from scratch), give model.weights, or use a model with "
             "published weights (yolov8n..x, yolov8n-seg..x-seg, yolo11n..x, yolo11n-seg..x-seg)",
         )
+    # Only Ultralytics' weights directory: a same-named file in the working directory is not
+    # picked up (a stray or planted yolov8n.pt would otherwise be loaded without being named).
     folder = weights_dir()
-    for candidate in (folder / spec.weights_file, Path.cwd() / spec.weights_file):
-        if candidate.is_file():
-            return candidate
     target = folder / spec.weights_file
+    if target.is_file():
+        return target
     require_reachable(
         spec.weights_url,
         model_id,

@@ -16,7 +16,11 @@ from visiontl.errors import ConfigError
 @data_root_option
 @click.option("--dry-run", is_flag=True, help="Print the plan per phase (groups, parameters, lr, BN mode) and stop.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path), help="Continue an interrupted run directory from its last checkpoint.")
-def run_command(recipe: Path | None, overrides: tuple[str, ...], data_root: Path | None, dry_run: bool, resume_dir: Path | None) -> None:
+@click.option("--trust-weights", is_flag=True,
+              help="Allow the recipe's model.weights file to be fully unpickled if the safe reader refuses it "
+              "(same as --set model.trust_weights=true). It can run code: only for files you made or trust.")
+def run_command(recipe: Path | None, overrides: tuple[str, ...], data_root: Path | None, dry_run: bool, resume_dir: Path | None,
+                trust_weights: bool) -> None:
     """Train RECIPE and write a run directory (runs/<task>/<name>).
 
     \b
@@ -30,14 +34,14 @@ def run_command(recipe: Path | None, overrides: tuple[str, ...], data_root: Path
     from visiontl.config.loader import load_recipe
 
     if resume_dir is not None:
-        if recipe is not None or overrides:
-            raise ConfigError("--resume continues a run with its stored recipe; it takes no RECIPE or --set.")
+        if recipe is not None or overrides or trust_weights:
+            raise ConfigError("--resume continues a run with its stored recipe; it takes no RECIPE, --set or --trust-weights.")
         outcome = api.resume(resume_dir, data_root=data_root.resolve() if data_root else None)
         _print_summary(outcome.summary)
         return
     if recipe is None:
         raise ConfigError("visiontl run needs a RECIPE file (or --resume RUN_DIR).", fix="e.g. visiontl run recipes/quickstart.yaml")
-    loaded = load_recipe(recipe, list(overrides))
+    loaded = load_recipe(recipe, list(overrides) + (["model.trust_weights=true"] if trust_weights else []))
     if dry_run:
         prepared = api.prepare(loaded, data_root=data_root.resolve() if data_root else None)
         click.echo(f"Model {prepared.built.model_id} ({prepared.built.weights.source}); task {loaded.task}; "
