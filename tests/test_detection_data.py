@@ -90,11 +90,15 @@ def test_coco_bad_labels_are_reported_with_the_exact_messages(tmp_path: Path) ->
         f"{path}:annotation 2": "category_id 7 is not one of the categories (1); object dropped",
         f"{path}:annotation 3": "box [10, 10, 10, 30] has zero area; object dropped",
         f"{path}:annotation 4": "box [150, 10, 170, 30] lies entirely outside the 100x80 image; object dropped",
-        f"{path}:annotation 5": "box [90, 70, 110, 90] extends outside the 100x80 image; clipped to [90, 70, 100, 80]",
         f"{path}:annotation 6": "image_id 99 is not in the file's images; object dropped",
         f"{path}:annotation 7": "malformed annotation: bbox 'oops' is not [x, y, width, height]; object dropped",
         str(tmp_path / "missing.png"): f"image file not found: {tmp_path / 'missing.png'}; its 1 object(s) ignored",
     }
+    # A box clipped to the image is kept: a counted note, not a skipped object.
+    assert data.problems.kept == {
+        f"{path}:annotation 5": "box [90, 70, 110, 90] extends outside the 100x80 image; clipped to [90, 70, 100, 80]",
+    }
+    assert data.problems.kept_counts() == {R.CLIPPED: 1}
     by_name = {r.path.name: r for r in data.records}
     assert sorted(by_name) == ["a.png", "b.png", "c.png"]  # the negative c.png is kept
     np.testing.assert_allclose(by_name["a.png"].boxes, [[10, 10, 30, 30], [90, 70, 100, 80]])
@@ -196,9 +200,12 @@ def test_yolo_bad_labels_are_reported_with_file_and_line(tmp_path: Path) -> None
         f"{bad}:4": "malformed line 'zero 0.5 0.5 0.2 0.2': expected 'class cx cy w h' (normalised) or 'class x1 y1 x2 y2 x3 y3 ...' (a polygon); line dropped",
         f"{bad}:5": "box [134.4, 25.6, 153.6, 38.4] lies entirely outside the 96x64 image; object dropped",
         f"{bad}:6": "box [48, 25.6, 48, 38.4] has zero area; object dropped",
+        str(labels / "orphan.txt"): f"label file without an image (no orphan.<image extension> in {tmp_path / 'data' / 'images' / 'train'}); labels ignored",
+    }
+    # Kept after a fix (a clipped box, a background image): notes, not skipped.
+    assert data.problems.kept == {
         f"{bad}:7": "box [81.6, 16, 100.8, 48] extends outside the 96x64 image; clipped to [81.6, 16, 96, 48]",
         str(tmp_path / "data" / "images" / "train" / "train_01.png"): f"no label file ({labels / 'train_01.txt'}): kept as a background image (no objects)",
-        str(labels / "orphan.txt"): f"label file without an image (no orphan.<image extension> in {tmp_path / 'data' / 'images' / 'train'}); labels ignored",
     }
     by_name = {r.path.name: r for r in data.splits["train"]}
     assert len(by_name["train_00.png"]) == 3 and by_name["train_00.png"].labels.tolist() == [0, 1, 0]
@@ -276,7 +283,8 @@ def test_coco128_yolo_quirks_are_reported(shared_data: Path) -> None:
     scan = scan_detection(_data(format="yolo", root="coco128", yaml="data.yaml"), shared_data)
     assert len(scan.class_names) == 80 and (len(scan.train), len(scan.val)) == (128, 128)
     reasons = list(scan.problems.entries.values())
-    assert sum("kept as a background image" in r for r in reasons) == 2
+    assert sum("kept as a background image" in r for r in scan.problems.kept.values()) == 2
+    assert scan.extras["kept"] == {R.BACKGROUND: 2}
     assert sum(r.startswith("label file without an image") for r in reasons) == 2
     assert sum(1 for r in scan.train if not len(r)) == 2
 
@@ -402,7 +410,8 @@ def test_yolo_seg_polygons_give_masks_and_box_lines_are_reported_for_segmentatio
             assert abs(xs.min() - box[0]) <= 1 and abs(xs.max() + 1 - box[2]) <= 1
             assert abs(ys.min() - box[1]) <= 1 and abs(ys.max() + 1 - box[3]) <= 1
     val_image = tmp_path / "data" / "images" / "val" / "val_00.png"
-    assert scan.problems.entries == {f"{val_image}:object 1": "object has no segmentation (polygon or RLE); its box is used as its mask"}
+    assert scan.problems.entries == {}
+    assert scan.problems.kept == {f"{val_image}:object 1": "object has no segmentation (polygon or RLE); its box is used as its mask"}
 
 
 def test_merged_polygon_covers_every_part_and_adds_no_area() -> None:

@@ -70,11 +70,35 @@ def load_rgb(path: str | Path) -> Image.Image:
         raise UnreadableImage(f"not a recognised image format ({exc})") from None
 
 
+#: The bytes a complete file of these formats ends with (before any trailing padding).
+_END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND"}
+_TAIL_BYTES = 1024
+
+
+def _lacks_end_marker(path: Path, fmt: str | None) -> bool:
+    """Whether a JPEG/PNG file's last bytes lack its end marker: a truncated download."""
+    marker = _END_MARKERS.get(fmt or "")
+    if marker is None:
+        return False
+    with path.open("rb") as fh:
+        fh.seek(0, 2)
+        size = fh.tell()
+        fh.seek(max(0, size - _TAIL_BYTES))
+        return marker not in fh.read()
+
+
 def probe_image(path: Path) -> str | None:
-    """Cheap header check while scanning a dataset: ``None`` if it looks readable, else why."""
+    """Cheap check while scanning a dataset: ``None`` if it looks readable, else why.
+
+    Reads the header, and for JPEG and PNG the file's last kilobyte: a file without its end
+    marker (a truncated download, the commonest corrupt file) is decoded in full to confirm,
+    so it is reported while scanning instead of being counted as usable and failing later.
+    """
     try:
         with Image.open(path) as img:
             img.size  # noqa: B018 - reading the header is the check
+            if _lacks_end_marker(path, img.format):
+                img.load()  # confirm: raises for truncated data, passes for odd but whole files
         return None
     except FileNotFoundError:
         return "file not found"

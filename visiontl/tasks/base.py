@@ -32,12 +32,16 @@ class DataInfo:
         skipped: path -> reason, for files left out while scanning (unreadable, no label...).
         extras: task-specific facts (annotation files, format details); a JSON-serialisable
             ``extras["summary"]`` dict is copied into the run's summary.json.
+        provenance: where the data came from, JSON-serialisable: ``{"data_root": abs path,
+            "splits": {split: {"path": abs path, "files": N, "sha256": hash of the sorted
+            relative file list}}}``. Recorded in the run; ``eval`` warns when it differs.
     """
 
     class_names: list[str]
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -121,6 +125,10 @@ class TaskAdapter(ABC):
     formats: tuple[str, ...] = ()
     primary_metric: str = ""
     higher_is_better: bool = True
+    #: Scalar metrics the evaluator reports that ``eval.metric`` may name. Placeholders:
+    #: ``<topk>`` (eval.topk capped at the class count), ``<class>`` (a class name in
+    #: metric-key form); any other ``<...>`` matches any text. Empty: not declared, not checked.
+    metric_names: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ data
     @abstractmethod

@@ -13,11 +13,11 @@ from visiontl.data.classification import (
     count_per_class,
     hold_out_last,
     limit_per_class,
-    resolve_dir,
     scan_csv,
     scan_imagefolder,
     stratified_split,
 )
+from visiontl.data.paths import provenance, resolve_data_path
 from visiontl.errors import ConfigError, DataError
 from visiontl.ids import suggest
 from visiontl.tasks.base import Batch, DataInfo, Evaluator, PredictionResult, TaskAdapter
@@ -64,6 +64,8 @@ class ClassificationTask(TaskAdapter):
     formats = ("imagefolder", "csv")
     primary_metric = "accuracy"
     higher_is_better = True
+    #: What ``eval.metric`` may name (``<topk>``: eval.topk capped at the number of classes).
+    metric_names = ("accuracy", "top<topk>_accuracy", "macro_precision", "macro_recall", "macro_f1")
 
     # ------------------------------------------------------------------ data
     def _scan(self, recipe: Recipe, data_root: Path) -> tuple[list[str], list[Sample], list[Sample], dict[str, str]]:
@@ -75,16 +77,11 @@ class ClassificationTask(TaskAdapter):
                 f"data.format '{data.format}' is not a classification format.{hint}",
                 fix=f"use one of: {', '.join(self.formats)}",
             )
-        root = resolve_dir(data.root, data_root)
+        root = resolve_data_path(data.root, data_root, must_exist=not data.synthesize)
         if data.synthesize and not root.exists():
             from visiontl.data.synthetic import make_shapes
 
             make_shapes(root)
-        if not root.exists():
-            raise DataError(
-                f"Dataset '{data.root}' not found (looked in {root}).",
-                fix="set data.root to an existing folder, or point $VISIONTL_DATA_DIR at the folder that holds it",
-            )
         skipped: dict[str, str] = {}
         if data.format == "imagefolder":
             names, train = scan_imagefolder(root / data.train, data.class_names)
@@ -93,7 +90,7 @@ class ClassificationTask(TaskAdapter):
             else:
                 val = None
         else:
-            image_root = resolve_dir(data.image_root, data_root) if data.image_root else None
+            image_root = resolve_data_path(data.image_root, data_root, what="data.image_root") if data.image_root else None
             names, train = scan_csv(root / data.train, image_root, data.class_names)
             val = scan_csv(root / data.val, image_root, names)[1] if data.val else None
         skipped.update(train.skipped)
@@ -131,6 +128,7 @@ class ClassificationTask(TaskAdapter):
             counts={"train": count_per_class(train, names), "val": count_per_class(val, names)},
             skipped=skipped,
             extras={"train_samples": train, "val_samples": val},
+            provenance=provenance(data_root, {"train": [s.path for s in train], "val": [s.path for s in val]}),
         )
 
     def datasets(self, recipe: Recipe, info: DataInfo, preprocessing: Preprocessing, data_root: Path) -> tuple[Any, Any]:

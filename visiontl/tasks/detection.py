@@ -82,6 +82,8 @@ class DetectionTask(TaskAdapter):
     formats = ("coco", "yolo")
     primary_metric = "map"
     higher_is_better = True
+    #: What ``eval.metric`` may name; the ``mask_*`` metrics are reported with ``masks=True``.
+    metric_names = ("map", "map50", "map75", "map_small", "map_medium", "map_large", "mar100", "mask_map", "mask_map50", "mask_map75")
 
     def __init__(self, masks: bool = False) -> None:
         self.masks = masks
@@ -113,6 +115,7 @@ class DetectionTask(TaskAdapter):
             counts={"train": class_counts(scan.train, scan.class_names), "val": class_counts(scan.val, scan.class_names)},
             skipped=dict(scan.problems.entries),
             extras=extras,
+            provenance=scan.provenance,
         )
 
     def resolved_preset(self, recipe: Recipe, info: DataInfo) -> str:

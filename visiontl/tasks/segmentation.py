@@ -123,6 +123,8 @@ class SegmentationTask(TaskAdapter):
     formats = ("masks",)
     primary_metric = "miou"
     higher_is_better = True
+    #: What ``eval.metric`` may name (``iou_<class>``: per class, up to MAX_SCALAR_CLASSES classes).
+    metric_names = ("miou", "mean_dice", "pixel_accuracy", "mean_accuracy", "fw_iou", "iou_<class>")
 
     # ------------------------------------------------------------------ data
     def inspect(self, recipe: Recipe, data_root: Path) -> DataInfo:
@@ -144,6 +146,7 @@ class SegmentationTask(TaskAdapter):
             counts={"train": {"images": len(scan.train)}, "val": {"images": len(scan.val)}},
             skipped=dict(scan.skipped),
             extras={"scan": scan, "pixels": scan.pixels, **summary(scan.spec, scan.class_names)},
+            provenance=scan.provenance,
         )
 
     def resolved_preset(self, recipe: Recipe, info: DataInfo) -> str:

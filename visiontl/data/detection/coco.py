@@ -231,7 +231,7 @@ def read_coco(
             continue
         declared = (int(img.get("width") or size[0]), int(img.get("height") or size[1]))
         if declared != size:
-            problems.add(where_img, R.size_mismatch(declared, size))
+            problems.note(where_img, R.size_mismatch(declared, size), R.SIZE_MISMATCH)
         width, height = size
         boxes, labels, crowd, polys, rles = [], [], [], [], []
         for where, ann in anns:

@@ -3,8 +3,10 @@
 COCO JSON and YOLO txt files are parsed into :class:`DetectionRecord` objects (one per image,
 numpy only: no torch). Everything wrong with a label is written to a :class:`LabelProblems`
 log under a ``file:line`` key (``file:annotation <id>`` for COCO JSON, whose lines mean
-nothing), with a reason that says what was done about it; the log becomes
-``DataInfo.skipped`` and so the run summary's ``data.skipped`` and ``skipped_count``.
+nothing), with a reason that says what was done about it. What was left out (``entries``)
+becomes ``DataInfo.skipped`` and so the run summary's ``data.skipped`` and ``skipped_count``;
+what was fixed and kept (``kept``: clipped boxes, background images) is counted by kind and
+never reported as skipped.
 
 The reasons are built here, in one place, so the documentation and the tests quote the exact
 text users see.
@@ -81,24 +83,68 @@ class DetectionRecord:
 
 @dataclass
 class LabelProblems:
-    """Problems found while reading labels: ``file:line`` -> what was wrong and what was done."""
+    """Problems found while reading labels, in two logs keyed by ``file:line``.
+
+    Attributes:
+        entries: what was left out (an object, a line, an image, a label file) and why; this
+            log becomes ``DataInfo.skipped``.
+        kept: what was noticed and fixed or accepted, the item being kept (a box clipped
+            to the image, a background image, a box used as a mask); never counted as skipped.
+        kinds: the places of each kind of ``kept`` note (``"boxes clipped to the image"``...),
+            for the counted warnings and the run summary.
+    """
 
     entries: dict[str, str] = field(default_factory=dict)
+    kept: dict[str, str] = field(default_factory=dict)
+    kinds: dict[str, list[str]] = field(default_factory=dict)
 
     def add(self, where: str, reason: str) -> None:
-        """Record a problem; a second problem at the same place is appended to the first."""
-        if where in self.entries and reason not in self.entries[where]:
-            self.entries[where] = f"{self.entries[where]}; {reason}"
-        else:
-            self.entries[where] = reason
+        """Record something left out; a second reason at the same place is appended."""
+        _append(self.entries, where, reason)
+
+    def note(self, where: str, reason: str, kind: str) -> None:
+        """Record something kept after a fix (``kind`` counts it, e.g. ``"boxes clipped to the image"``)."""
+        if where in self.kept and reason in self.kept[where]:
+            return  # one place read twice (the same file as train and val) counts once
+        _append(self.kept, where, reason)
+        self.kinds.setdefault(kind, []).append(where)
 
     def update(self, other: LabelProblems | dict[str, str]) -> None:
-        items = other.entries if isinstance(other, LabelProblems) else other
-        for where, reason in items.items():
-            self.add(where, reason)
+        """Merge another log (a plain dict is taken as left-out entries)."""
+        if isinstance(other, LabelProblems):
+            for where, reason in other.entries.items():
+                self.add(where, reason)
+            for where, reason in other.kept.items():
+                _append(self.kept, where, reason)
+            for kind, places in other.kinds.items():
+                mine = self.kinds.setdefault(kind, [])
+                seen = set(mine)
+                mine.extend(p for p in places if p not in seen)
+        else:
+            for where, reason in other.items():
+                self.add(where, reason)
 
     def __len__(self) -> int:
+        """The number of places where something was left out (kept notes not counted)."""
         return len(self.entries)
+
+    def kept_counts(self) -> dict[str, int]:
+        """Kept notes per kind, e.g. ``{"boxes clipped to the image": 3}``."""
+        return {kind: len(places) for kind, places in self.kinds.items()}
+
+
+def _append(log: dict[str, str], where: str, reason: str) -> None:
+    if where in log and reason not in log[where]:
+        log[where] = f"{log[where]}; {reason}"
+    else:
+        log[where] = reason
+
+
+#: Kinds of kept notes, as the counted warnings say them ("3 boxes clipped to the image").
+CLIPPED = "boxes clipped to the image"
+BACKGROUND = "images without a label file kept as background images"
+SIZE_MISMATCH = "images whose annotated size differs from the file"
+BOX_AS_MASK = "objects without segmentation use their box as mask"
 
 
 # --------------------------------------------------------------------------- reasons
@@ -203,7 +249,8 @@ def check_box(
 
     Returns:
         The clipped box, or ``None`` when the box is entirely outside the image or of zero
-        area (both reported at ``where``). A clipped box is reported too.
+        area (both recorded at ``where`` as left out). A box clipped and kept is recorded as
+        a kept note (:data:`CLIPPED`), not as left out.
     """
     x1, y1, x2, y2 = (float(v) for v in box)
     if not all(np.isfinite([x1, y1, x2, y2])):
@@ -216,13 +263,14 @@ def check_box(
         problems.add(where, box_outside(box, width, height))
         return None
     clipped = [min(max(x1, 0.0), width), min(max(y1, 0.0), height), min(max(x2, 0.0), width), min(max(y2, 0.0), height)]
-    # A tolerance of a hundredth of a pixel: COCO exporters round, and a box ending at
-    # 640.004 on a 640-pixel image is not worth a warning.
-    if any(abs(a - b) > 1e-2 for a, b in zip(clipped, (x1, y1, x2, y2), strict=True)):
-        problems.add(where, box_clipped(box, clipped, width, height))
     if clipped[2] - clipped[0] <= 0 or clipped[3] - clipped[1] <= 0:
         problems.add(where, box_zero_area(clipped))
         return None
+    # A tolerance of a hundredth of a pixel: COCO exporters round, and a box ending at
+    # 640.004 on a 640-pixel image is not worth a warning.
+    if any(abs(a - b) > 1e-2 for a, b in zip(clipped, (x1, y1, x2, y2), strict=True)):
+        # Kept, so not skipped: a note, counted in the "N boxes clipped" warning.
+        problems.note(where, box_clipped(box, clipped, width, height), CLIPPED)
     return np.asarray(clipped, dtype=np.float32)
 
 

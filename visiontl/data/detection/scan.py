@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from visiontl import log
 from visiontl.data.detection import records as R
 from visiontl.data.detection import split as S
 from visiontl.data.detection.records import DetectionRecord, LabelProblems
+from visiontl.data.paths import provenance, resolve_data_path
 from visiontl.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,25 +31,27 @@ FORMATS = ("coco", "yolo")
 
 @dataclass
 class DetectionScan:
-    """Class names, both splits, and every label problem found."""
+    """Class names, both splits, and every label problem found.
+
+    Attributes:
+        class_names: class names in label order.
+        train, val: the records of each split.
+        problems: what was left out (``entries``, the run's skipped list) and what was fixed
+            and kept (``kept``, counted by kind in ``kinds``).
+        extras: format facts; ``extras["kept"]`` counts the kept notes by kind.
+        provenance: ``DataInfo.provenance`` (see :func:`visiontl.data.paths.provenance`).
+    """
 
     class_names: list[str]
     train: list[DetectionRecord]
     val: list[DetectionRecord]
     problems: LabelProblems = field(default_factory=LabelProblems)
     extras: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 def _root(data: DataSection, data_root: Path) -> Path:
-    from visiontl.data.classification import resolve_dir
-
-    root = resolve_dir(data.root, data_root)
-    if not root.exists():
-        raise DataError(
-            f"Dataset '{data.root}' not found (looked in {root}).",
-            fix="set data.root to an existing folder, or point $VISIONTL_DATA_DIR at the folder that holds it",
-        )
-    return root
+    return resolve_data_path(data.root, data_root)
 
 
 def _carve(data: DataSection, records: list[DetectionRecord], what: str) -> tuple[list[DetectionRecord], list[DetectionRecord]]:
@@ -122,7 +126,7 @@ def _check_segmentation(records: Sequence[DetectionRecord], problems: LabelProbl
     for record in records:
         for i in range(len(record)):
             if not record.object_has_mask(i):
-                problems.add(f"{record.path}:object {i + 1}", R.no_segmentation())
+                problems.note(f"{record.path}:object {i + 1}", R.no_segmentation(), R.BOX_AS_MASK)
 
 
 def scan_detection(data: DataSection, data_root: Path, masks: bool = False) -> DetectionScan:
@@ -153,6 +157,8 @@ def scan_detection(data: DataSection, data_root: Path, masks: bool = False) -> D
     if masks:
         _check_segmentation(scan.train, scan.problems)
         _check_segmentation(scan.val, scan.problems)
+    _warn_kept(scan.problems)
+    scan.extras["kept"] = scan.problems.kept_counts()
     n_problems = len(scan.problems)
     if not scan.train or not any(len(r) for r in scan.train):
         what = "images" if not scan.train else "objects"
@@ -169,4 +175,12 @@ def scan_detection(data: DataSection, data_root: Path, masks: bool = False) -> D
             f"No usable validation {what} in '{data.root}' ({n_problems} label problem(s) found): there is nothing to score.",
             fix="check the validation split (data.val, data.val_last, data.val_split, data.limit)",
         )
+    scan.provenance = provenance(data_root, {"train": [r.path for r in scan.train], "val": [r.path for r in scan.val]})
     return scan
+
+
+def _warn_kept(problems: LabelProblems) -> None:
+    """One counted warning per kind of kept note ("3 boxes clipped to the image ...")."""
+    for kind, places in problems.kinds.items():
+        where = places[0]
+        log.warning(f"{len(places)} {kind} (kept, not skipped), e.g. {where}: {problems.kept[where]}.")

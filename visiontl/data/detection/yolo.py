@@ -8,7 +8,7 @@
 * A line is ``class cx cy w h`` (normalised box) or ``class x1 y1 x2 y2 x3 y3 ...``
   (normalised polygon, YOLO-seg); a polygon line also gives its bounding box.
 * Problems are reported at ``<label file>:<line>``; images without a label file are kept
-  as background images (and reported); label files without an image are reported.
+  as background images (a kept note, not skipped); label files without an image are reported.
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ def read_split(images: Sequence[Path], folders: Sequence[Path], names: Sequence[
         if label.is_file():
             boxes, labels, polygons = read_label_file(label, width, height, len(names), problems)
         else:
-            problems.add(str(image), R.image_without_label(label))
+            problems.note(str(image), R.image_without_label(label), R.BACKGROUND)
             boxes, labels, polygons = R.empty_boxes(), np.zeros(0, dtype=np.int64), []
         records.append(
             DetectionRecord(

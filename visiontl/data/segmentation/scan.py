@@ -14,12 +14,12 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from visiontl.data.classification import resolve_dir
 from visiontl.data.images import is_image_file, probe_image
+from visiontl.data.paths import provenance, resolve_data_path
 from visiontl.data.segmentation.classes import (
     ClassesYaml,
     ClassSpec,
@@ -76,6 +76,8 @@ class ScanResult:
         skipped: path -> reason for everything left out.
         pixels: split -> labelled pixels per class (ignored pixels excluded).
         layout: the folders read.
+        provenance: ``DataInfo.provenance`` of the usable images (see
+            :func:`visiontl.data.paths.provenance`).
     """
 
     class_names: list[str]
@@ -86,6 +88,7 @@ class ScanResult:
     skipped: dict[str, str] = field(default_factory=dict)
     pixels: dict[str, list[int]] = field(default_factory=dict)
     layout: Layout | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 def _key(path: Path, folder: Path) -> str:
@@ -269,12 +272,7 @@ def scan_dataset(data: DataSection, data_root: Path) -> ScanResult:
         ConfigError: inconsistent recipe options.
         DataError: missing folders, or nothing usable left in a split.
     """
-    root = resolve_dir(data.root, data_root)
-    if not root.exists():
-        raise DataError(
-            f"Dataset '{data.root}' not found (looked in {root}).",
-            fix="set data.root to an existing folder, or point $VISIONTL_DATA_DIR at the folder that holds it",
-        )
+    root = resolve_data_path(data.root, data_root)
     layout = resolve_layout(data, root)
     train, skipped = pair_folder(layout.train_images, layout.train_masks)
     if layout.val_images is not None and layout.val_masks is not None:
@@ -309,4 +307,9 @@ def scan_dataset(data: DataSection, data_root: Path) -> ScanResult:
                 + "; ".join(f"{Path(p).name}: {r}" for p, r in list(skipped.items())[:3]) + ").",
                 fix="check the folders, data.value_map / data.class_names / data.mask_colors and data.ignore_index",
             )
+    result.provenance = provenance(
+        data_root,
+        {"train": [p.image for p in result.train], "val": [p.image for p in result.val]},
+        {"train": layout.train_images, "val": layout.val_images or layout.train_images},
+    )
     return result
