@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from visiontl.cli.options import echo_json, set_option
+from visiontl.cli.options import data_root_option, echo_json, set_option
 
 
 @click.group("config")
@@ -15,14 +15,42 @@ def config_group() -> None:
 
 
 @config_group.command("validate")
-@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("recipe", type=click.Path(path_type=Path))
 @set_option
-def validate_command(recipe: Path, overrides: tuple[str, ...]) -> None:
-    """Check RECIPE against the schema; print the problems or 'valid'."""
+@data_root_option
+@click.option("--schema-only", is_flag=True, help="Check against the schema only: no plugins, model ids or data.")
+def validate_command(recipe: Path, overrides: tuple[str, ...], data_root: Path | None, schema_only: bool) -> None:
+    """Check that RECIPE can run: the schema, then what needs the plugins and the data.
+
+    \b
+    Checks, without building a model or training: every option's type and range; that the
+    task and the model id exist for the installed plugins; that the weights file, data root
+    and dataset paths exist and the dataset scans; that eval.metric is one the task reports;
+    that the device is available. Prints every problem, or 'valid'.
+
+    \b
+    Examples:
+      visiontl config validate recipes/hymenoptera_progressive.yaml
+      visiontl config validate my.yaml --set eval.metric=map50 --data-root /data
+    """
     from visiontl.config.loader import load_recipe
 
     loaded = load_recipe(recipe, list(overrides))
-    click.echo(f"{recipe}: valid ({loaded.task}, {loaded.model.id}, strategy {loaded.strategy.name})")
+    summary = f"{recipe}: valid ({loaded.task}, {loaded.model.id}, strategy {loaded.strategy.name})"
+    if schema_only:
+        click.echo(summary + "; schema only")
+        return
+    from visiontl.config.preflight import preflight
+
+    report = preflight(loaded, data_root=data_root.resolve() if data_root else None)
+    report.raise_for_problems(f"Recipe '{recipe}'")
+    info = report.info
+    if info is not None:
+        splits = ", ".join(f"{split} {info.images(split)} images" for split in info.counts)
+        summary += f"; data: {info.num_classes} class{'es' if info.num_classes != 1 else ''}, {splits}"
+    elif loaded.data.synthesize:
+        summary += f"; data: generated at the first run (data.synthesize: {loaded.data.synthesize})"
+    click.echo(summary)
 
 
 @config_group.command("schema")

@@ -7,10 +7,13 @@ errors into one message per problem with the field path and the nearest valid ke
 
 from __future__ import annotations
 
+import math
 import re
+import types
+import typing
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 #: A learning rate: one value for every group, ``[low, high]`` spread geometrically from the
 #: first group to the head, or an explicit ``{group: lr}`` map (``default`` covers the rest).
@@ -19,10 +22,77 @@ BnPolicy = Literal["freeze", "train", "eval"]
 AugmentationPreset = Literal["none", "light", "standard", "strong", "auto"]
 
 
-class Section(BaseModel):
-    """Base of every recipe section: unknown keys are errors, assignments are validated."""
+def _numeric_only(annotation: Any) -> bool:
+    """Whether a field takes only numbers (``int``, ``float``, optionally ``None``)."""
+    if annotation in (int, float):
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return bool(args) and all(a in (int, float) for a in args)
+    return False
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+def _number(value: Any) -> float | None:
+    """``value`` as a float when it is a number or a numeric string (YAML reads ``1e-3`` as a
+    string), else ``None``; booleans are not numbers here."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def check_learning_rate(value: Any) -> Any:
+    """Check a :data:`LearningRate` before its type is resolved, with one clear message.
+
+    Every rate must be a finite number above 0 (a negative or zero rate would reach torch's
+    optimizer and fail, or train nothing, only once the run has started).
+    """
+    if value is None:
+        return value
+    shape = "a positive number, [low, high], or {group: lr}"
+    if isinstance(value, dict):
+        rates = list(value.items())
+    elif isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise ValueError(f"learning rate must be {shape}; a list needs exactly 2 values [low, high], not {len(value)}")
+        rates = [("low", value[0]), ("high", value[1])]
+    else:
+        rates = [("", value)]
+    for key, rate in rates:
+        where = f" ({key})" if key else ""
+        number = _number(rate)
+        if number is None:
+            raise ValueError(f"learning rate{where} must be {shape}, not {rate!r}")
+        if not math.isfinite(number) or number <= 0:
+            raise ValueError(
+                f"learning rate{where} must be a finite number above 0, not {rate!r} "
+                "(to keep a group fixed, leave it frozen in the strategy instead)"
+            )
+    return value
+
+
+class Section(BaseModel):
+    """Base of every recipe section: unknown keys are errors, assignments are validated.
+
+    Numbers must be finite (no ``.nan``/``.inf``), and a numeric option does not take a
+    boolean (YAML reads ``yes``/``on``/``true`` as one).
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_number(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and _numeric_only(field.annotation):
+            raise ValueError(f"must be a number, not {str(value).lower()}")
+        return value
 
 
 class DataSection(Section):
@@ -100,6 +170,14 @@ class DataSection(Section):
     )
     split_seed: int = Field(0, description="Seed of the train/val split when val_split is used.")
 
+    @field_validator("mask_colors")
+    @classmethod
+    def _colors(cls, value: list[tuple[int, int, int]] | None) -> list[tuple[int, int, int]] | None:
+        for colour in value or []:
+            if not all(0 <= c <= 255 for c in colour):
+                raise ValueError(f"RGB values are 0 to 255, not {list(colour)}")
+        return value
+
     @model_validator(mode="after")
     def _one_way_to_validate(self) -> DataSection:
         if self.val_split is not None and self.val_last is not None:
@@ -127,6 +205,12 @@ class ModelSection(Section):
         None,
         description="Local weights file (state_dict or checkpoint), absolute or relative to the "
         "data root; wins over pretrained. A mismatched head is re-initialised.",
+    )
+    trust_weights: bool = Field(
+        False,
+        description="Allow model.weights to be read by a loader that can run code stored in the "
+        "file (a full pickle, as some Ultralytics checkpoints need). Only for files you made or "
+        "trust; a warning is printed. Without it such files are refused.",
     )
     options: dict[str, Any] = Field(
         default_factory=dict, description="Family-specific build options (e.g. drop_rate for timm)."
@@ -160,6 +244,20 @@ class PhaseSpec(Section):
     augmentation: AugmentationPreset | None = Field(
         None, description="Augmentation preset for this phase; default: augmentation.preset."
     )
+
+    @field_validator("train")
+    @classmethod
+    def _some_groups(cls, value: list[str] | int | str) -> list[str] | int | str:
+        if isinstance(value, int) and value < 0:
+            raise ValueError(f"an integer k trains the head plus the last k groups: it must be 0 or more, not {value}")
+        if isinstance(value, list) and not value:
+            raise ValueError("the list of groups is empty: name at least one group, or use 'head' or 'all'")
+        return value
+
+    @field_validator("lr", mode="before")
+    @classmethod
+    def _lr(cls, value: Any) -> Any:
+        return check_learning_rate(value)
 
 
 class StrategySection(Section):
@@ -218,8 +316,20 @@ class OptimizerSection(Section):
     weight_decay: float = Field(0.01, ge=0.0, description="Decoupled (AdamW) or L2 (SGD) weight decay.")
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum.")
     nesterov: bool = Field(True, description="SGD Nesterov momentum.")
-    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas, each in [0, 1).")
     grad_clip: float | None = Field(None, gt=0.0, description="Clip the gradient norm to this value.")
+
+    @field_validator("lr", mode="before")
+    @classmethod
+    def _lr(cls, value: Any) -> Any:
+        return check_learning_rate(value)
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in value):
+            raise ValueError(f"each beta must be in [0, 1), not {list(value)}")
+        return value
 
 
 class SchedulerSection(Section):
@@ -264,6 +374,20 @@ class LossSection(Section):
         "(segmentation: cross_entropy, dice, focal).",
     )
     focal_gamma: float = Field(2.0, ge=0.0, description="Focal loss focusing parameter.")
+
+    @field_validator("class_weights")
+    @classmethod
+    def _class_weights(cls, value: list[float] | str | None) -> list[float] | str | None:
+        if isinstance(value, list) and (any(w < 0 for w in value) or not any(w > 0 for w in value)):
+            raise ValueError(f"class weights must be 0 or more and not all 0, not {value}")
+        return value
+
+    @field_validator("terms")
+    @classmethod
+    def _terms(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is not None and (not value or any(w < 0 for w in value.values()) or not any(w > 0 for w in value.values())):
+            raise ValueError(f"loss term weights must be 0 or more, with at least one above 0, not {value}")
+        return value
 
 
 class EarlyStoppingSection(Section):
@@ -333,9 +457,26 @@ class OutputSection(Section):
     """Where results go."""
 
     dir: str = Field("runs", description="Folder of run directories: <dir>/<task>/<name>.")
-    name: str | None = Field(None, description="Run name; default: the recipe file's stem. Never overwritten: -2, -3 ... are appended.")
+    name: str | None = Field(
+        None,
+        description="Run name, one plain folder name (no '/', '..' or absolute path); default: the recipe "
+        "file's stem. Never overwritten: -2, -3 ... are appended.",
+    )
     checkpoints: bool = Field(True, description="Write best.pt and last.pt.")
     plots: bool = Field(True, description="Write curves and confusion-matrix PNGs.")
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        from visiontl.errors import ConfigError
+        from visiontl.runs.layout import check_run_name
+
+        if value is None:
+            return value
+        try:
+            return check_run_name(value)
+        except ConfigError as exc:  # pydantic reports ValueError with the field path
+            raise ValueError(exc.message) from None
 
 
 class EnsembleSection(Section):
