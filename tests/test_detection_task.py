@@ -166,7 +166,7 @@ def test_a_detection_run_end_to_end(tmp_path: Path) -> None:
 
     preds = api.predict(run, [tmp_path / "ds" / "images" / "img_07.png"], score_threshold=0.0, out_dir=tmp_path / "pred")
     p = preds[0]
-    assert p.error is None and p.overlay == str(tmp_path / "pred" / "img_07.png")
+    assert p.error is None and p.overlay == str(tmp_path / "pred" / "img_07.png.png")
     assert len(p.details["boxes"]) == len(p.top) and all(0 <= s <= 1 for s in p.details["scores"])
     assert all(name in ("red", "green") for name, _ in p.top)
 

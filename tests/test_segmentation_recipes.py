@@ -62,7 +62,7 @@ def test_predict_writes_overlays_and_eval_reproduces_the_metrics(shared_data, tm
     predictions = json.loads(result.output)
     assert [p["error"] for p in predictions] == [None, None]
     for p in predictions:
-        assert p["overlay"] and (tmp_path / "pred" / f"{p['path'].rsplit('/', 1)[1].rsplit('.', 1)[0]}.png").is_file()
+        assert p["overlay"] and (tmp_path / "pred" / f"{p['path'].rsplit('/', 1)[1]}.png").is_file()
         assert p["details"]["inference"] in ("resize", "sliding") and sum(p["details"]["areas"].values()) == pytest.approx(1.0)
         assert {name for name, _ in p["top"]} <= {"background", "person"}
     from PIL import Image

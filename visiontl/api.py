@@ -99,6 +99,7 @@ def build_model(plugins: Plugins, recipe: Recipe, class_names: list[str], data_r
         class_names=tuple(class_names),
         input_size=(recipe.data.image_size, recipe.data.image_size) if recipe.data.image_size else None,
         data_root=data_root,
+        trust_weights=recipe.model.trust_weights,
     )
     built = plugins.hook.visiontl_build(request=request)
     if built is None:
@@ -130,8 +131,14 @@ def layer_groups(plugins: Plugins, built: BuiltModel) -> list[LayerGroup]:
     return list(groups)
 
 
-def prepare(recipe: Recipe, plugins: Plugins | None = None, data_root: Path | None = None, *, fresh: bool = False) -> Prepared:
-    """Resolve a recipe to task, data, model, groups and plan (no training)."""
+def prepare(recipe: Recipe, plugins: Plugins | None = None, data_root: Path | None = None, *, fresh: bool = False,
+            info: DataInfo | None = None) -> Prepared:
+    """Resolve a recipe to task, data, model, groups and plan (no training).
+
+    Args:
+        info: the dataset already scanned for this recipe (by the pre-flight check), so it is
+            not scanned (and warned about) twice.
+    """
     from visiontl.freeze.apply import group_norm_kinds, group_param_counts
 
     plugins = plugins or get_plugins()
@@ -139,7 +146,7 @@ def prepare(recipe: Recipe, plugins: Plugins | None = None, data_root: Path | No
     task = resolve_task(plugins, recipe.task)
     parse_model_id(recipe.model.id)
     plugins.require_family(parse_model_id(recipe.model.id).family)
-    info = task.inspect(recipe, data_root)
+    info = info or task.inspect(recipe, data_root)
     _seed_everything(recipe.train.seed)  # new heads and scratch models initialise reproducibly
     built = build_model(plugins, recipe, info.class_names, data_root, fresh=fresh)
     groups = layer_groups(plugins, built)
@@ -212,19 +219,60 @@ def run(
 
         check_section(list(recipe.export.formats), recipe.export.precision)  # fail before training, not after
     plugins = plugins or get_plugins()
-    prepared = prepare(recipe, plugins, data_root)
-    name = recipe.output.name or parse_model_id(recipe.model.id).name
+    from visiontl.config.preflight import ensure_runnable
+
+    # Every recipe mistake that can be found without training, before any work or run folder.
+    data_root = data_root or env.data_root()
+    info = ensure_runnable(recipe, plugins, data_root)
+    prepared = prepare(recipe, plugins, data_root, info=info)
+    # A model name may hold '/' (hub ids); a run name is one folder.
+    name = recipe.output.name or parse_model_id(recipe.model.id).name.replace("/", "-").replace("\\", "-")
     ctx = _join_processes(recipe)
     # Under torchrun only rank 0 creates and writes the run directory; the others learn its path.
     run_path = None
     if ctx.is_main:
-        run_dir = RunDir.create(Path(recipe.output.dir), recipe.task, name)
-        run_dir.write_text("recipe.yaml", yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False))
-        run_path = run_dir.path
+        run_path = RunDir.create(Path(recipe.output.dir), recipe.task, name).path
     from visiontl.train import distributed
 
-    run_dir = RunDir(distributed.broadcast(run_path, ctx))
-    return _train(prepared, plugins, run_dir, resume_from=None)
+    try:
+        if run_path is not None:  # rank 0
+            RunDir(run_path).write_text("recipe.yaml", yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False))
+        run_dir = RunDir(distributed.broadcast(run_path, ctx))
+        return _train(prepared, plugins, run_dir, resume_from=None)
+    except BaseException as exc:
+        if run_path is not None:
+            _record_failure(RunDir(run_path), exc, fresh=True)
+        raise
+
+
+def _record_failure(run_dir: Any, exc: BaseException, *, fresh: bool) -> None:
+    """Leave an honest run directory behind a run that raised.
+
+    A fresh run that failed before its first epoch ended (no checkpoint, no metrics) is
+    removed, so that it leaves no orphan folder and the next run takes its name. Otherwise
+    the folder is kept, with ``status.json`` saying it failed (or was interrupted), why,
+    and how to resume. A run whose summary.json was written finished training: an error after
+    that (an export) says so itself, and the folder is left as it is.
+    """
+    import shutil
+
+    try:
+        if run_dir.summary_json.is_file():
+            return
+        if fresh and not run_dir.has_checkpoint() and not run_dir.metrics_csv.is_file():
+            shutil.rmtree(run_dir.path, ignore_errors=True)
+            log.info(f"removed {run_dir.path}: the run failed before its first epoch ended")
+            return
+        status: dict[str, Any] = {
+            "status": "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+            "error": f"{type(exc).__name__}: {exc}",
+            "time": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        }
+        if run_dir.last.is_file():
+            status["resume"] = f"visiontl run --resume {run_dir.path}"
+        run_dir.write_json("status.json", status)
+    except OSError as cleanup_error:  # never hide the run's own error behind this one
+        log.warning(f"could not record the failure of {run_dir.path}: {cleanup_error}")
 
 
 def _join_processes(recipe: Recipe) -> Any:
@@ -246,6 +294,12 @@ def resume(run_path: str | Path, *, plugins: Plugins | None = None, data_root: P
     from visiontl.train.checkpoint import load_checkpoint
 
     run_dir = RunDir.open(Path(run_path))
+    from visiontl.train import distributed
+
+    main = distributed.from_env().is_main
+    if main:
+        for tmp in run_dir.remove_temp_files():
+            log.info(f"removed {tmp}, left by an interrupted write")
     if not run_dir.last.is_file():
         raise RunError(f"Run '{run_path}' has no checkpoints/last.pt to resume from.", fix="start it again with: visiontl run RECIPE")
     recipe = validate_recipe(yaml.safe_load((run_dir.path / "recipe.yaml").read_text()), f"'{run_dir.path / 'recipe.yaml'}'")
@@ -254,13 +308,36 @@ def resume(run_path: str | Path, *, plugins: Plugins | None = None, data_root: P
     _join_processes(recipe)
     from visiontl.contracts import WeightsReport
 
-    saved = load_checkpoint(run_dir.last).get("weights")
+    ckpt = load_checkpoint(run_dir.last)
+    saved = ckpt.get("weights")
     if saved:
         prepared.built.weights = WeightsReport(**saved)
-    return _train(prepared, plugins, run_dir, resume_from=run_dir.last)
+    try:
+        outcome = _train(prepared, plugins, run_dir, resume_from=run_dir.last, started=_original_start(ckpt, run_dir))
+    except BaseException as exc:
+        if main:
+            _record_failure(run_dir, exc, fresh=False)
+        raise
+    if main:
+        run_dir.status_json.unlink(missing_ok=True)  # it finished now
+    return outcome
 
 
-def _train(prepared: Prepared, plugins: Plugins, run_dir: Any, resume_from: Path | None) -> RunOutcome:
+def _original_start(ckpt: dict[str, Any], run_dir: Any) -> dt.datetime:
+    """When an interrupted run first started: stored in its checkpoint by the training loop,
+    else (older checkpoints, trainers that do not store it) when its recipe.yaml was written."""
+    loop = (ckpt.get("train_state") or {}).get("loop") or {}
+    stored = loop.get("started") if isinstance(loop, dict) else None
+    if isinstance(stored, str):
+        try:
+            return dt.datetime.fromisoformat(stored)
+        except ValueError:
+            pass
+    mtime = (run_dir.path / "recipe.yaml").stat().st_mtime
+    return dt.datetime.fromtimestamp(mtime).astimezone()
+
+
+def _train(prepared: Prepared, plugins: Plugins, run_dir: Any, resume_from: Path | None, started: dt.datetime | None = None) -> RunOutcome:
     from visiontl.runs.plots import plot_curves
     from visiontl.runs.report import build_summary, write_report
     from visiontl.train import distributed
@@ -283,7 +360,8 @@ def _train(prepared: Prepared, plugins: Plugins, run_dir: Any, resume_from: Path
         resume_from=resume_from,
         fire=_fire(plugins),
     )
-    started = dt.datetime.now().astimezone()
+    started = started or dt.datetime.now().astimezone()
+    run_dir.started = started  # the loop stores it in checkpoints: a resumed run keeps it
     if main:
         plugins.hook.visiontl_on_run_start(run=run_dir, recipe=prepared.recipe)
     with _threads(prepared.recipe.train.threads):
@@ -354,6 +432,8 @@ class LoadedModel:
             ensemble.
         members: an ensemble's members, in the order of ``model.members`` (else empty).
         member_names: short names of the members (run folder names), for reports.
+        data_provenance: where its training data came from (as stored in the checkpoint;
+            empty for older checkpoints and ensembles).
     """
 
     model: Any
@@ -366,6 +446,7 @@ class LoadedModel:
     built: BuiltModel | None = None
     members: list[LoadedModel] = field(default_factory=list)
     member_names: list[str] = field(default_factory=list)
+    data_provenance: dict[str, Any] = field(default_factory=dict)
 
 
 def load_trained(target: str | Path, plugins: Plugins | None = None) -> LoadedModel:
@@ -373,10 +454,11 @@ def load_trained(target: str | Path, plugins: Plugins | None = None) -> LoadedMo
     ensemble recipe (a ``.yaml`` with an ``ensemble:`` section, see :mod:`visiontl.ensemble`).
 
     Raises:
-        RunError: missing or foreign checkpoint, or one that does not fit its recipe's model.
+        RunError: missing, foreign or corrupt checkpoint, one whose weights hold NaN or Inf,
+            or one that does not fit its recipe's model.
         ConfigError: a recipe without an ``ensemble`` section, or an invalid ensemble.
     """
-    from visiontl.train.checkpoint import checkpoint_for, load_checkpoint
+    from visiontl.train.checkpoint import checkpoint_for, load_checkpoint, non_finite_tensors
 
     if Path(target).suffix.lower() in (".yaml", ".yml"):
         from visiontl.ensemble import load_ensemble
@@ -384,6 +466,15 @@ def load_trained(target: str | Path, plugins: Plugins | None = None) -> LoadedMo
         return load_ensemble(Path(target), plugins)
     path = checkpoint_for(Path(target))
     ckpt = load_checkpoint(path)
+    bad = non_finite_tensors(ckpt.get("model") or {})
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise RunError(
+            f"Checkpoint '{path}' holds NaN or Inf weights in {', '.join(bad[:3])}{more}: "
+            "a model with them predicts nonsense.",
+            fix="use the run's other checkpoint (checkpoints/last.pt or best.pt), or train again "
+            "(a lower optimizer.lr or optimizer.grad_clip if training diverged)",
+        )
     recipe = validate_recipe(ckpt["recipe"], f"stored in '{path}'")
     plugins = plugins or get_plugins()
     built = build_model(plugins, recipe, list(ckpt["class_names"]), env.data_root(), fresh=True)
@@ -394,7 +485,10 @@ def load_trained(target: str | Path, plugins: Plugins | None = None) -> LoadedMo
     pre = ckpt["preprocessing"]
     preprocessing = Preprocessing(tuple(pre["input_size"]), tuple(pre["mean"]), tuple(pre["std"]), pre["interpolation"], pre["crop_pct"])
     built.model.eval()
-    return LoadedModel(built.model, ckpt["model_id"], ckpt["task"], list(ckpt["class_names"]), preprocessing.with_size(recipe.data.image_size), recipe, path, built)
+    return LoadedModel(
+        built.model, ckpt["model_id"], ckpt["task"], list(ckpt["class_names"]), preprocessing.with_size(recipe.data.image_size), recipe, path, built,
+        data_provenance=dict(ckpt.get("data_provenance") or {}),
+    )
 
 
 @dataclass
@@ -428,22 +522,24 @@ def predict(
     """Predict images with a trained run or checkpoint.
 
     Folders are expanded to the images inside them; unreadable files get an ``error``.
-    Tasks that draw (boxes, masks) write ``<out_dir>/<stem>.png`` overlays when ``out_dir``
-    is given.
+    Tasks that draw (boxes, masks) write overlays when ``out_dir`` is given, at
+    ``<out_dir>/<path relative to the inputs' common folder>.png`` with the image's own
+    extension kept (``a/y.jpg`` -> ``<out_dir>/a/y.jpg.png``): two images never share one.
 
     Args:
         score_threshold: lowest score kept for objects (default: the recipe's eval.score_threshold).
+
+    Raises:
+        DataError: no image at all in ``images`` (empty folders, no image extension).
     """
-    from visiontl.data.images import UnreadableImage, is_image_file, load_rgb
+    from visiontl.data.images import UnreadableImage, load_rgb
 
     plugins = plugins or get_plugins()
     loaded = load_trained(target, plugins)
     task = resolve_task(plugins, loaded.task)
     threshold = loaded.recipe.eval.score_threshold if score_threshold is None else score_threshold
-    files: list[Path] = []
-    for item in images:
-        p = Path(item)
-        files += sorted(q for q in p.rglob("*") if q.is_file() and is_image_file(q)) if p.is_dir() else [p]
+    files = _image_files(images)
+    overlays = _overlay_names(images, files)
     out: list[Prediction] = []
     for f in files:
         try:
@@ -456,12 +552,58 @@ def predict(
         if out_dir is not None:
             overlay = task.draw(image, result, loaded.class_names)
             if overlay is not None:
-                Path(out_dir).mkdir(parents=True, exist_ok=True)
-                path = Path(out_dir) / f"{f.stem}.png"
+                path = Path(out_dir) / overlays[f]
+                path.parent.mkdir(parents=True, exist_ok=True)
                 overlay.save(path)
                 prediction.overlay = str(path)
         out.append(prediction)
     return out
+
+
+def _image_files(images: list[str | Path]) -> list[Path]:
+    """The files to predict: files as given, folders expanded to the images inside them."""
+    from visiontl.data.images import IMAGE_EXTENSIONS, is_image_file
+    from visiontl.errors import DataError
+
+    files: list[Path] = []
+    empty: list[str] = []
+    for item in images:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*") if q.is_file() and is_image_file(q))
+            if not found:
+                empty.append(str(p))
+            files += found
+        else:
+            files.append(p)
+    if not files:
+        raise DataError(
+            f"No image to predict in {', '.join(repr(e) for e in empty) or 'the arguments'}: "
+            f"folders are searched for files ending in {', '.join(sorted(IMAGE_EXTENSIONS))} (any case; hidden files are skipped).",
+            fix="pass image files, or folders that hold some",
+        )
+    for folder in empty:
+        log.warning(f"no image in folder {folder}")
+    return files
+
+
+def _overlay_names(images: list[str | Path], files: list[Path]) -> dict[Path, Path]:
+    """Each file's overlay path under the output folder: its path relative to the common
+    folder of the inputs, with ``.png`` appended to its full name (so ``x.jpg`` and
+    ``x.png``, or ``a/y.png`` and ``b/y.png``, get different overlays)."""
+    import os
+
+    roots = [os.path.abspath(p if Path(p).is_dir() else Path(p).parent) for p in images]
+    try:
+        base: str | None = os.path.commonpath(roots) if roots else None
+    except ValueError:  # different drives (Windows)
+        base = None
+    names: dict[Path, Path] = {}
+    for f in files:
+        absolute = os.path.abspath(f)
+        rel = Path(os.path.relpath(absolute, base)) if base else Path(*Path(absolute).parts[1:])
+        names[f] = rel.parent / f"{rel.name}.png"
+    return names
 
 
 def evaluate(target: str | Path, overrides: list[str] | None = None, plugins: Plugins | None = None, data_root: Path | None = None) -> dict[str, Any]:
@@ -471,10 +613,17 @@ def evaluate(target: str | Path, overrides: list[str] | None = None, plugins: Pl
     ``members`` (one row per member: name, source, model id, weight, scalar metrics) and
     ``<metric>@<member>`` keys with each member's primary metric.
 
+    A warning names each split whose files differ (count or hash) from those the model was
+    trained with, when the checkpoint recorded them.
+
     Args:
         overrides: ``a.b=value`` applied to the stored recipe (e.g. ``data.val=test``); for an
             ensemble recipe, applied to it before its members are loaded (so
             ``ensemble.members=[...]`` may name other runs).
+
+    Raises:
+        RunError: the classes differ from the model's, or a metric is NaN or infinite (the
+            model's outputs are not finite, or nothing could be scored).
     """
     import torch
     from torch.utils.data import DataLoader
@@ -496,6 +645,8 @@ def evaluate(target: str | Path, overrides: list[str] | None = None, plugins: Pl
     info = task.inspect(recipe, data_root or env.data_root())
     if info.class_names != loaded.class_names:
         raise RunError(f"The dataset's classes {info.class_names} differ from the model's {loaded.class_names}.")
+    for change in provenance_changes(loaded.data_provenance, info.provenance):
+        log.warning(change)
     _, val = task.datasets(recipe, info, loaded.preprocessing, data_root or env.data_root())
     evaluator = task.evaluator(recipe, info)
     # An ensemble's members are scored on the same batches, from the same forward passes.
@@ -518,8 +669,44 @@ def evaluate(target: str | Path, overrides: list[str] | None = None, plugins: Pl
     metrics = evaluator.compute()
     if member_evaluators:
         metrics.update(_member_metrics(loaded, [e.compute() for e in member_evaluators], recipe.eval.metric or task.primary_metric))
+    _check_finite(metrics, loaded)
     metrics["skipped"] = {**info.skipped, **skipped}
     return metrics
+
+
+def _check_finite(metrics: dict[str, Any], loaded: LoadedModel) -> None:
+    """Refuse NaN/Inf metrics: they mean the numbers are not a measurement."""
+    from visiontl.train.checkpoint import non_finite_scalars
+
+    bad = non_finite_scalars(metrics)
+    if bad:
+        values = ", ".join(f"{k}={metrics[k]}" for k in bad)
+        raise RunError(
+            f"Evaluating '{loaded.checkpoint}' gave non-finite metrics ({values}): the model's outputs are not "
+            "finite numbers, or the validation data had nothing to score.",
+            fix="check the validation data (data.val), or use the run's other checkpoint, or train again",
+        )
+
+
+def provenance_changes(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """One line per split whose file count or hash differs between a model's recorded data
+    provenance and the current dataset's (splits missing on either side are not compared).
+
+    Example:
+        >>> provenance_changes({"splits": {"val": {"files": 3, "sha256": "aa"}}},
+        ...                    {"splits": {"val": {"files": 2, "sha256": "bb"}}})
+        ["data split 'val' differs from the one the model was trained with: files 3 -> 2, sha256 aa -> bb"]
+    """
+    old_splits = (stored or {}).get("splits") or {}
+    new_splits = (current or {}).get("splits") or {}
+    lines = []
+    for split in sorted(set(old_splits) & set(new_splits)):
+        old, new = old_splits[split] or {}, new_splits[split] or {}
+        diffs = [f"{key} {old.get(key)} -> {new.get(key)}" for key in ("files", "sha256") if key in old and key in new and old[key] != new[key]]
+        if diffs:
+            where = f" (trained on {old.get('path')}, now {new.get('path')})" if old.get("path") != new.get("path") else ""
+            lines.append(f"data split '{split}' differs from the one the model was trained with: {', '.join(diffs)}{where}")
+    return lines
 
 
 def _member_metrics(loaded: LoadedModel, computed: list[dict[str, Any]], primary: str) -> dict[str, Any]:

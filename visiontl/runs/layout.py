@@ -6,6 +6,7 @@ Layout::
     plan.json, plan.txt  the phases, per group: parameters, trainable, lr, BN mode
     metrics.csv          one row per epoch
     summary.json         final and best metrics, timings, versions, weights, skipped files
+    status.json          only after a failed or interrupted run: {"status": ..., "error": ...}
     checkpoints/         best.pt, last.pt (atomic writes)
     curves.png, confusion_matrix.png, report.md
 """
@@ -13,22 +14,43 @@ Layout::
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import os
-import tempfile
+import re
+import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from visiontl.errors import RunError
+from visiontl.errors import ConfigError, RunError
+
+#: Suffix of the temporary files of atomic writes: ``.<name>.<random>.tmp`` beside ``<name>``.
+TEMP_SUFFIX = ".tmp"
+# Temporary names: ours (``.best.pt.1a2b3c4d.tmp``) and those of older versions, which used
+# ``tempfile.mkstemp`` (``.best.pt.k3j_9x2q``: 8 characters of [a-z0-9_], no suffix).
+_TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
+_LEGACY_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}$")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``.
+
+    The temporary file is ``.<name>.<8 hex digits>.tmp``; one left behind by a crash is
+    removed by :meth:`RunDir.remove_temp_files`. It is created with mode ``0o666`` less the
+    umask (``0644`` by default), like any file the user writes, not ``mkstemp``'s ``0600``.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        try:
+            fd = os.open(tmp, flags, 0o666)  # the kernel applies the umask
+        except FileExistsError:
+            continue
+        break
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -36,8 +58,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp.exists():
+            tmp.unlink()
         raise
 
 
@@ -45,15 +67,47 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def check_run_name(name: str) -> str:
+    """``name`` if it is one plain folder name, else a :class:`ConfigError`.
+
+    ``output.name`` becomes ``<output.dir>/<task>/<name>``: a name with a path separator,
+    ``..``, or an absolute path would write outside that folder.
+    """
+    seps = {"/", "\\", os.sep, *([os.altsep] if os.altsep else [])}
+    bad = (
+        not name.strip()
+        or name in (".", "..")
+        or any(sep in name for sep in seps)
+        or Path(name).is_absolute()
+        or bool(Path(name).drive)
+        or "\0" in name
+    )
+    if bad:
+        raise ConfigError(
+            f"output.name '{name}' is not a plain folder name: runs are written to <output.dir>/<task>/<name>, "
+            "and a name with '/', '\\', '..' or an absolute path would leave that folder.",
+            fix="set output.name to a single folder name (letters, digits, '-', '_', '.'), and output.dir to choose where runs go",
+        )
+    return name
+
 @dataclass
 class RunDir:
     """One run's directory and the files in it."""
 
     path: Path
+    #: When the run started (set by ``visiontl.api`` before training; a resumed run keeps the
+    #: original time, which the training loop stores in its checkpoints).
+    started: dt.datetime | None = field(default=None, compare=False)
 
     @classmethod
     def create(cls, base: Path, task: str, name: str) -> RunDir:
-        """Make ``base/task/name`` (or ``name-2``, ``name-3`` ... if taken)."""
+        """Make ``base/task/name`` (or ``name-2``, ``name-3`` ... if taken).
+
+        Raises:
+            ConfigError: ``name`` is not a plain folder name (see :func:`check_run_name`).
+            RunError: 9,999 runs of that name exist already.
+        """
+        check_run_name(name)
         parent = base / task
         parent.mkdir(parents=True, exist_ok=True)
         for n in range(1, 10_000):
@@ -96,6 +150,32 @@ class RunDir:
     @property
     def summary_json(self) -> Path:
         return self.path / "summary.json"
+
+    @property
+    def status_json(self) -> Path:
+        return self.path / "status.json"
+
+    def has_checkpoint(self) -> bool:
+        """Whether any checkpoint was written (the run has something worth keeping)."""
+        return self.best.is_file() or self.last.is_file()
+
+    def remove_temp_files(self) -> list[Path]:
+        """Delete the temporary files of atomic writes that a crash left behind.
+
+        Only files named like :func:`atomic_write_bytes`'s temporaries (or those of older
+        versions, beside checkpoints) are removed. Returns the removed paths.
+        """
+        removed: list[Path] = []
+        for tmp in sorted(self.path.rglob(f".*{TEMP_SUFFIX}")):
+            if tmp.is_file() and _TEMP_NAME.match(tmp.name):
+                tmp.unlink()
+                removed.append(tmp)
+        if self.checkpoints.is_dir():
+            for tmp in sorted(self.checkpoints.glob(".*.pt.*")):
+                if tmp.is_file() and _LEGACY_TEMP_NAME.match(tmp.name):
+                    tmp.unlink()
+                    removed.append(tmp)
+        return removed
 
     # ------------------------------------------------------------------ writers
     def write_json(self, name: str, obj: Any) -> Path:

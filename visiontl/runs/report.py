@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from visiontl.contracts import TrainJob, TrainResult
+from visiontl.data.integrity import without_files
 from visiontl.runs.layout import RunDir
 
 
@@ -28,9 +29,15 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_summary(job: TrainJob, result: TrainResult, started: dt.datetime, finished: dt.datetime) -> dict[str, Any]:
-    """The content of summary.json."""
-    info = job.data_info
-    skipped = {**info.skipped, **result.skipped}
+    """The content of summary.json.
+
+    Args:
+        started: when the run first started (a resumed run's original start).
+        finished: when training ended.
+    """
+    # files found unreadable during training leave the counts as well as joining the skipped
+    info = without_files(job.data_info, result.skipped)
+    skipped = info.skipped
     best_row = next((r for r in result.history if r.get("epoch") == result.best_epoch), {})
     return {
         "run_dir": str(job.run.path),
@@ -47,6 +54,8 @@ def build_summary(job: TrainJob, result: TrainResult, started: dt.datetime, fini
             "skipped_count": len(skipped),
             "skipped": skipped,
             **({"details": info.extras["summary"]} if isinstance(info.extras.get("summary"), dict) else {}),
+            # where the data came from (paths, file counts, hashes): eval warns when it changes
+            "provenance": dict(getattr(info, "provenance", None) or {}),
         },
         "primary_metric": result.primary_metric,
         "best": {"epoch": result.best_epoch, result.primary_metric: result.best_metric, **_scalars(best_row)},

@@ -1,8 +1,17 @@
-"""Checkpoints: written atomically, readable without trusting pickled code."""
+"""Checkpoints: written atomically, readable without trusting pickled code, hashed.
+
+Every checkpoint carries ``content_sha256``: a SHA-256 of its content (every tensor's name,
+dtype, shape and bytes, and every plain value), computed before writing and checked on
+reading, so bit rot inside a tensor is an error instead of a quietly wrong model. Checkpoints
+written before the hash existed still load, unverified.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import math
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +22,65 @@ from visiontl.runs.layout import atomic_write_bytes
 
 FORMAT = "visiontl-checkpoint"
 VERSION = 1
+#: The key of the content hash in a checkpoint (absent in checkpoints older than it).
+HASH_KEY = "content_sha256"
+
+
+def content_hash(payload: Mapping[str, Any]) -> str:
+    """The SHA-256 of a checkpoint's content (its ``content_sha256`` key left out).
+
+    Dict keys are taken in sorted order and tensors by dtype, shape and raw bytes, so the
+    hash depends on what was saved, not on how ``torch.save`` laid it out.
+    """
+    h = hashlib.sha256()
+    for chunk in _canonical({k: v for k, v in payload.items() if k != HASH_KEY}):
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def _canonical(obj: Any) -> Iterator[bytes | memoryview]:
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu()
+        yield f"T{t.dtype}{tuple(t.shape)}:".encode()
+        try:
+            yield t.contiguous().reshape(-1).view(torch.uint8).numpy().data
+        except (RuntimeError, TypeError):  # sparse, quantized ...: hash the values instead
+            yield repr(t.tolist()).encode()
+    elif isinstance(obj, Mapping):
+        yield f"D{len(obj)}{{".encode()
+        for key in sorted(obj, key=repr):
+            yield f"{key!r}:".encode()
+            yield from _canonical(obj[key])
+        yield b"}"
+    elif isinstance(obj, (list, tuple)):
+        yield f"{'L' if isinstance(obj, list) else 'U'}{len(obj)}[".encode()
+        for item in obj:
+            yield from _canonical(item)
+        yield b"]"
+    else:
+        yield f"{type(obj).__name__}:{obj!r};".encode()
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Serialise to memory, then write-and-rename: a crash never leaves half a file."""
+    """Serialise to memory, then write-and-rename: a crash never leaves half a file.
+
+    The content hash is (re)computed here: a payload read from an older checkpoint and
+    changed is hashed as it is now.
+    """
+    body = {"format": FORMAT, "version": VERSION, **{k: v for k, v in payload.items() if k != HASH_KEY}}
+    body[HASH_KEY] = content_hash(body)
     buf = io.BytesIO()
-    torch.save({"format": FORMAT, "version": VERSION, **payload}, buf)
+    torch.save(body, buf)
     atomic_write_bytes(path, buf.getvalue())
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a visiontl checkpoint (tensors and plain data only: ``weights_only=True``)."""
+    """Read a visiontl checkpoint (tensors and plain data only: ``weights_only=True``).
+
+    Raises:
+        RunError: the file is missing, unreadable, not a visiontl checkpoint, or corrupt (its
+            content no longer matches the hash stored when it was written).
+    """
     if not path.is_file():
         raise RunError(f"Checkpoint '{path}' does not exist.", fix="pass a run directory or a .pt file written by visiontl")
     try:
@@ -35,7 +92,34 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             f"'{path}' is not a visiontl checkpoint.",
             fix="to start from foreign weights use model.weights in a recipe instead",
         )
+    stored = obj.get(HASH_KEY)
+    if stored is not None and content_hash(obj) != stored:
+        raise RunError(
+            f"Checkpoint '{path}' is corrupt: its content no longer matches the SHA-256 stored when it was written "
+            "(the file changed on disk: bit rot, a partial copy or an edit).",
+            fix="restore the file from a copy, use the run's other checkpoint (checkpoints/last.pt or best.pt), or train again",
+        )
     return obj
+
+
+def is_verified(ckpt: Mapping[str, Any]) -> bool:
+    """Whether a loaded checkpoint carried a content hash (and so was checked on loading)."""
+    return ckpt.get(HASH_KEY) is not None
+
+
+def non_finite_tensors(state: Mapping[str, Any]) -> list[str]:
+    """Names of the floating-point tensors of a state dict holding NaN or Inf."""
+    bad = []
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor) and (value.is_floating_point() or value.is_complex()):
+            if not bool(torch.isfinite(value).all()):
+                bad.append(name)
+    return bad
+
+
+def non_finite_scalars(metrics: Mapping[str, Any]) -> list[str]:
+    """Names of the float metrics that are NaN or infinite."""
+    return [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
 
 
 def checkpoint_for(target: Path, prefer: str = "best") -> Path:
@@ -50,7 +134,8 @@ def checkpoint_for(target: Path, prefer: str = "best") -> Path:
 
 
 def model_payload(job: Any, model: torch.nn.Module) -> dict[str, Any]:
-    """What ``predict``, ``eval`` and ``resume`` need to rebuild a model from a checkpoint."""
+    """What ``predict``, ``eval`` and ``resume`` need to rebuild a model from a checkpoint,
+    and where its training data came from (``data_provenance``, for ``eval``'s check)."""
     from dataclasses import asdict
 
     from visiontl.config.loader import recipe_to_dict
@@ -63,5 +148,6 @@ def model_payload(job: Any, model: torch.nn.Module) -> dict[str, Any]:
         "preprocessing": asdict(built.preprocessing),
         "recipe": recipe_to_dict(job.recipe),
         "weights": built.weights.as_dict(),
+        "data_provenance": dict(getattr(job.data_info, "provenance", None) or {}),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }

@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import torch
@@ -55,6 +56,10 @@ class LoopState:
     history: list[dict[str, Any]] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    # When the run first started (ISO 8601) and the seconds trained up to the last checkpoint,
+    # over every part of an interrupted and resumed run.
+    started: str | None = None
+    elapsed_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -318,6 +323,8 @@ class SharedTrainingLoop:
 
     # ------------------------------------------------------------------ bookkeeping
     def _improved(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False  # a NaN metric is never the best epoch
         best = self.state.best_metric
         if best is None:
             return True
@@ -351,6 +358,10 @@ class SharedTrainingLoop:
         plan = self.job.plan
         primary = self.recipe.eval.metric or self.task.primary_metric
         started = time.perf_counter()
+        before = self.state.elapsed_s  # trained before an interruption (0 for a fresh run)
+        if self.state.started is None:
+            run_started = getattr(self.job.run, "started", None) or datetime.now().astimezone()
+            self.state.started = run_started.isoformat()
         for index in range(self.state.next_phase, len(plan.phases)):
             phase = plan.phases[index]
             self._use_phase_augmentation(phase)
@@ -384,6 +395,14 @@ class SharedTrainingLoop:
                 train_seconds = time.perf_counter() - t0
                 metrics = self._evaluate(val_cache)
                 value = float(metrics[primary])
+                if not math.isfinite(train_loss):
+                    # Divergence: every later epoch would train on non-finite weights and a
+                    # "best" checkpoint could be chosen from garbage.
+                    raise RunError(
+                        f"Training diverged in phase '{phase.name}' at epoch {self.state.epochs_done + 1}: "
+                        f"train loss {train_loss}, {primary} {value}.",
+                        fix="lower optimizer.lr (or the phase's lr), or train in fp32 (train.precision: fp32)",
+                    )
                 schedule.step_epoch(value)
                 self.state.epochs_done += 1
                 row: dict[str, Any] = {
@@ -413,6 +432,7 @@ class SharedTrainingLoop:
                 else:
                     self.state.next_epoch_in_phase = epoch_in_phase + 1
                 self.state.phase_seconds[phase.name] = self.state.phase_seconds.get(phase.name, 0.0) + row["seconds"]
+                self.state.elapsed_s = before + time.perf_counter() - started
                 self._save(improved, optimizer, schedule, scaler)
                 self._fire("visiontl_on_epoch_end", run=self.job.run, phase=phase, epoch=self.state.epochs_done, metrics=row)
                 self.last_metrics = metrics
@@ -435,7 +455,9 @@ class SharedTrainingLoop:
             timings={
                 **{f"phase_{k}": v for k, v in self.state.phase_seconds.items()},
                 **{f"feature_cache_{k}": v for k, v in self.cache_seconds.items()},
-                "train_total": time.perf_counter() - started,
+                # every part of a resumed run (up to each part's last checkpoint, then this one)
+                "train_total": before + time.perf_counter() - started,
+                **({"train_before_resume": before} if before else {}),
             },
             skipped=dict(self.state.skipped),
             extras={
