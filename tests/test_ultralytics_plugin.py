@@ -423,8 +423,14 @@ def test_resume_continues_an_interrupted_phase(shared_data, tmp_path):
         run(validate_recipe(recipe, "test"), plugins=plugins)
     run_dir = tmp_path / "detection" / "t"
     last = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
-    assert last["train_state"]["loop"]["next_epoch_in_phase"] == 1
+    loop = last["train_state"]["loop"]
+    assert loop["next_epoch_in_phase"] == 1 and loop["elapsed_s"] > 0 and loop["started"]
     outcome = resume(run_dir)
+    # the summary keeps the first start and counts both parts of the training time
+    from datetime import datetime
+
+    assert outcome.summary["started"] == datetime.fromisoformat(loop["started"]).replace(microsecond=0).isoformat()
+    assert outcome.summary["timings_s"]["train_total"] > loop["elapsed_s"]
     rows = outcome.result.history
     assert [(r["epoch"], r["phase_epoch"]) for r in rows] == [(1, 1), (2, 2)]
     # the cosine schedule continued where it stopped: epoch 2 runs below the peak rate

@@ -61,6 +61,10 @@ class RunState:
     history: list[dict[str, Any]] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    # When the run first started (ISO 8601) and the seconds trained up to the last checkpoint,
+    # over every part of an interrupted and resumed run (as the shared loop keeps them).
+    started: str | None = None
+    elapsed_s: float = 0.0
 
 
 def train(job: TrainJob) -> TrainResult:
@@ -177,6 +181,8 @@ class UltralyticsDriver:
         self.notes: list[str] = []
         self.draw_text = False
         self.resume_state: dict[str, Any] | None = None
+        self._before = 0.0  # seconds trained before an interruption
+        self._started = 0.0  # perf_counter() when this part of the run started
 
     # ------------------------------------------------------------------ data
     def _write_yolo_copy(self, root: Path) -> Path:
@@ -250,6 +256,12 @@ class UltralyticsDriver:
                               f"downloads; copy the font into {USER_CONFIG_DIR} to get them)")
         self._restore()
         started = time.perf_counter()
+        self._before = self.state.elapsed_s  # trained before an interruption (0 for a fresh run)
+        self._started = started
+        if self.state.started is None:
+            from datetime import datetime
+
+            self.state.started = (getattr(self.job.run, "started", None) or datetime.now().astimezone()).isoformat()
         work = Path(tempfile.mkdtemp(prefix="visiontl-yolo-"))
         try:
             data_yaml = self._write_yolo_copy(work)
@@ -270,7 +282,7 @@ class UltralyticsDriver:
             final_metrics=self.last_metrics,
             history=self.state.history,
             primary_metric=self.primary,
-            timings={**{f"phase_{k}": v for k, v in self.state.phase_seconds.items()}, "train_total": time.perf_counter() - started},
+            timings={**{f"phase_{k}": v for k, v in self.state.phase_seconds.items()}, "train_total": self._before + time.perf_counter() - started},
             skipped=dict(self.state.skipped),
             extras={
                 "audits": self.audits,
@@ -388,6 +400,7 @@ class UltralyticsDriver:
         if not self.recipe.output.checkpoints:
             return
         view = hooks.ema_view(trainer)
+        self.state.elapsed_s = self._before + time.perf_counter() - self._started
         train_state = {
             "loop": asdict(self.state),
             "ultralytics": {
