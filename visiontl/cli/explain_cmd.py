@@ -17,7 +17,13 @@ from visiontl.explain.methods import METHODS
 @click.option("--method", type=click.Choice(list(METHODS)), default=None, help="CAM method (default: gradcam; eigencam for detection).")
 @click.option("--layer", default=None, metavar="GROUP|MODULE", help="Layer group (e.g. stage3) or module path to look at (default: the last stage group).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Folder for the PNGs and explain.json (default: <run>/explain).")
-@click.option("--masks", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None, help="Folder of ground-truth masks named like the images: report the share of CAM energy inside them.")
+@click.option("--masks", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folder of ground-truth masks named like the images: report the share of CAM energy inside them. "
+              "The object is: the --object-values pixels; else, for a segmentation run, the pixels of the explained "
+              "class decoded with the run's class map (other classes and ignore_index are not object); else every "
+              "value but 0 and 255.")
+@click.option("--object-values", default=None, metavar="V1,V2,...",
+              help="Stored mask values that are the object (overrides the rule above), e.g. 1 or 7,8.")
 @click.option("--score-threshold", type=float, default=None, help="Lowest detection score explained (default: the recipe's eval.score_threshold).")
 @json_option
 def explain_command(
@@ -28,6 +34,7 @@ def explain_command(
     layer: str | None,
     out_dir: Path | None,
     masks: Path | None,
+    object_values: str | None,
     score_threshold: float | None,
     as_json: bool,
 ) -> None:
@@ -54,6 +61,7 @@ def explain_command(
         layer=layer,
         out_dir=out_dir,
         masks=masks,
+        object_values=_values(object_values),
         score_threshold=score_threshold,
     )
     if as_json:
@@ -89,5 +97,17 @@ def explain_command(
         raise DataError(f"None of the {len(report.items)} image(s) could be explained (reasons above).",
                         fix="pass readable image files or folders")
 
+
+
+def _values(text: str | None) -> list[int] | None:
+    """``--object-values 7,8`` as integers."""
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        from visiontl.errors import ConfigError
+
+        raise ConfigError(f"--object-values '{text}' is not a comma-separated list of integers.", fix="e.g. --object-values 7,8") from None
 
 COMMANDS = [explain_command]

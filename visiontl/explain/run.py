@@ -109,7 +109,8 @@ def explain(
         out_dir: folder for the PNGs and ``explain.json`` (default: ``<run>/explain``).
         masks: a folder of ground-truth masks named like the images: adds the share of CAM
             energy inside each mask (:mod:`visiontl.explain.score`).
-        object_values: mask values that are the object (default: all but 0 and 255).
+        object_values: stored mask values that are the object (default: a segmentation run's
+            class map and the explained class; others: every value but 0 and 255).
         score_threshold: lowest detection score explained (default: the recipe's).
 
     Returns:
@@ -125,7 +126,7 @@ def explain(
     from visiontl.errors import DataError
     from visiontl.explain.cam import Explainer, unique_path
     from visiontl.explain.overlay import render
-    from visiontl.explain.score import MaskScore, add_image, expand_images, match_masks
+    from visiontl.explain.score import MaskScore, ObjectRule, add_image, expand_images, match_masks
     from visiontl.explain.views import NothingToExplain
     from visiontl.runs.layout import atomic_write_text
 
@@ -140,6 +141,7 @@ def explain(
     mask_files = match_masks(files, masks) if masks is not None else [None] * len(files)
     report = ExplainReport(out_dir=folder, method=explainer.method, layer=explainer.target.describe())
     score = MaskScore(method=explainer.method, layer=report.layer) if masks is not None else None
+    rule = ObjectRule.for_model(loaded, object_values)
     used: set[str] = set()
     for path, mask_path in zip(files, mask_files, strict=True):
         item = Explanation(str(path))
@@ -154,7 +156,7 @@ def explain(
             continue
         item.class_name, item.score, item.peak = result.class_name, result.score, result.peak
         if score is not None:
-            row = add_image(score, path, mask_path, (image.height, image.width), result, object_values)
+            row = add_image(score, path, mask_path, (image.height, image.width), result, rule)
             if row is not None:
                 item.energy, item.area = row.energy, row.area
         png = unique_path(folder, path.stem, used)

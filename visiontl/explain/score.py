@@ -10,6 +10,15 @@ computed on the CAM as drawn (ReLU, scaled to 0..1 per image), in the frame the 
 level is the mask's share of the pixels (``area``): a map spread evenly scores exactly that.
 The *pointing game* (Zhang et al., 2016) is reported too: the share of images whose CAM
 peak falls inside the mask.
+
+Which mask pixels are "the object" (:class:`ObjectRule`), first rule that applies:
+
+1. ``object_values`` given (``--object-values``): pixels holding one of those stored values;
+2. a semantic-segmentation run: the mask is decoded with the run's own class map
+   (``data.value_map``, ``data.mask_colors``, ``data.ignore_index``) and the object is the
+   pixels of the class explained in that image (``--target-class``, else the predicted one);
+   other classes and ignored pixels are not object;
+3. otherwise (a classifier or detector scored on binary masks): every value but 0 and 255.
 """
 
 from __future__ import annotations
@@ -52,6 +61,46 @@ def energy_in_mask(cam: np.ndarray, mask: np.ndarray) -> float:
     if total <= 0.0:
         raise ValueError("the CAM is zero everywhere")
     return float(cam[mask.astype(bool)].sum() / total)
+
+
+@dataclass(frozen=True)
+class ObjectRule:
+    """Which pixels of a stored mask are the object explained (see the module docstring).
+
+    Attributes:
+        values: explicit stored values that are the object (rule 1).
+        class_names: a segmentation run's classes, in label order (rule 2).
+        decoder: that run's :class:`~visiontl.data.segmentation.masks.MaskDecoder`.
+    """
+
+    values: tuple[int, ...] | None = None
+    class_names: tuple[str, ...] = ()
+    decoder: Any = None
+
+    @classmethod
+    def for_model(cls, loaded: Any, object_values: Sequence[int] | None = None) -> ObjectRule:
+        """The rule for a loaded model: explicit values, else its class map when it is a
+        semantic-segmentation run that decodes masks, else the default."""
+        if object_values is not None:
+            return cls(values=tuple(int(v) for v in object_values))
+        recipe = getattr(loaded, "recipe", None)
+        data = getattr(recipe, "data", None)
+        if getattr(loaded, "task", None) == "segmentation" and data is not None and data.format == "masks":
+            from visiontl.data.segmentation.masks import MaskDecoder
+
+            decoder = MaskDecoder(len(loaded.class_names), data.ignore_index, data.value_map,
+                                  [tuple(c) for c in data.mask_colors] if data.mask_colors else None)
+            return cls(class_names=tuple(loaded.class_names), decoder=decoder)
+        return cls()
+
+    def mask(self, stored: np.ndarray, class_name: str | None) -> np.ndarray:
+        """Boolean object pixels of a stored mask for the image explained as ``class_name``."""
+        if self.values is not None or self.decoder is None:
+            return object_mask(stored, self.values)
+        if class_name not in self.class_names:
+            raise ValueError(f"class '{class_name}' is not one of the run's classes")
+        labels = self.decoder.decode_values(np.asarray(stored)).labels
+        return labels == self.class_names.index(class_name)
 
 
 def object_mask(labels: np.ndarray, object_values: Sequence[int] | None = None) -> np.ndarray:
@@ -167,16 +216,21 @@ class MaskScore:
         }
 
 
-def score_result(result: Any, labels: np.ndarray, object_values: Sequence[int] | None = None) -> tuple[float, float, bool]:
+def score_result(result: Any, labels: np.ndarray, rule: ObjectRule | Sequence[int] | None = None) -> tuple[float, float, bool]:
     """``(energy, area, peak in mask)`` of a :class:`~visiontl.explain.cam.CamResult` against a
-    label map of the original image's size (mapped into the CAM's frame first).
+    stored mask of the original image's size (mapped into the CAM's frame first).
+
+    Args:
+        rule: which pixels are the object (:class:`ObjectRule`; a sequence of stored values is
+            rule 1; ``None`` the default rule).
 
     Raises:
         ValueError: the mask has no object pixel in the CAM's frame, or the CAM is zero.
     """
     from PIL import Image
 
-    hit = object_mask(labels, object_values)
+    rule = rule if isinstance(rule, ObjectRule) else ObjectRule(values=None if rule is None else tuple(rule))
+    hit = rule.mask(labels, getattr(result, "class_name", None))
     framed: Image.Image = result.prepared.frame(Image.fromarray(hit.astype(np.uint8) * 255), nearest=True)
     inside = np.asarray(framed) > 127
     if not inside.any():
@@ -185,7 +239,8 @@ def score_result(result: Any, labels: np.ndarray, object_values: Sequence[int] |
     return energy_in_mask(result.cam, inside), float(inside.mean()), bool(inside[row, col])
 
 
-def add_image(score: MaskScore, path: Path, mask_path: Path | None, size: tuple[int, int], result: Any, object_values: Sequence[int] | None = None) -> ImageScore | None:
+def add_image(score: MaskScore, path: Path, mask_path: Path | None, size: tuple[int, int], result: Any,
+              rule: ObjectRule | Sequence[int] | None = None) -> ImageScore | None:
     """Score one explained image against its mask and add it to ``score`` (or record in
     ``score.skipped`` why it cannot be scored).
 
@@ -201,7 +256,7 @@ def add_image(score: MaskScore, path: Path, mask_path: Path | None, size: tuple[
         score.skipped[str(path)] = f"mask '{mask_path}' is {labels.shape[1]}x{labels.shape[0]}, the image {size[1]}x{size[0]}"
         return None
     try:
-        energy, area, peak = score_result(result, labels, object_values)
+        energy, area, peak = score_result(result, labels, rule)
     except ValueError as exc:
         score.skipped[str(path)] = str(exc)
         return None
@@ -234,7 +289,8 @@ def cam_energy_in_mask(
             classes named background; detection: every detection).
         method: CAM method (default: the task's: ``gradcam``, ``eigencam`` for detection).
         layer: group name or module path (default: the last ``stage`` group's output).
-        object_values: mask values that are the object (default: every value but 0 and 255).
+        object_values: stored mask values that are the object (default: a segmentation run's
+            class map and the explained class; others: every value but 0 and 255).
         score_threshold: detections explained (default: the recipe's eval.score_threshold).
 
     Returns:
@@ -254,9 +310,11 @@ def cam_energy_in_mask(
 
     if isinstance(model_or_loaded, Explainer):
         explainer = model_or_loaded
+        rule = ObjectRule.for_model(getattr(explainer, "loaded", None), object_values)
     else:
         loaded = model_or_loaded if isinstance(model_or_loaded, LoadedModel) else load_trained(model_or_loaded, plugins)
         explainer = Explainer.from_loaded(loaded, method=method, layer=layer, score_threshold=score_threshold, plugins=plugins)
+        rule = ObjectRule.for_model(loaded, object_values)
     files = expand_images(images)
     score = MaskScore(method=explainer.method, layer=explainer.target.describe())
     for path, mask_path in zip(files, match_masks(files, masks), strict=True):
@@ -269,5 +327,5 @@ def cam_energy_in_mask(
         except (UnreadableImage, NothingToExplain) as exc:
             score.skipped[str(path)] = str(exc)
             continue
-        add_image(score, path, mask_path, (image.height, image.width), result, object_values)
+        add_image(score, path, mask_path, (image.height, image.width), result, rule)
     return score
