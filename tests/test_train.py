@@ -121,6 +121,46 @@ def test_resume_mid_phase_equals_an_uninterrupted_run(shapes_root, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+KILL_AT_EPOCH_END = """
+import os, signal, sys, yaml
+from visiontl import api, hookimpl
+from visiontl.config.loader import validate_recipe
+from visiontl.plugin_manager import build_plugin_manager
+
+class Kill:
+    @hookimpl
+    def visiontl_on_epoch_end(self, run, phase, epoch, metrics):
+        if epoch == int(sys.argv[2]):  # checkpoints of this epoch may still be in flight
+            os.kill(os.getpid(), signal.SIGKILL)
+
+recipe = validate_recipe(yaml.safe_load(open(sys.argv[1])), "test")
+api.run(recipe, plugins=build_plugin_manager([("kill", Kill())]))
+"""
+
+
+def test_kill_9_then_resume_equals_an_uninterrupted_run(shapes_root, tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    recipe = tiny_recipe(shapes_root, tmp_path, strategy={"name": "progressive", "phase_epochs": [1, 2, 1]},
+                         augmentation={"preset": "light"}, train={"threads": 1})
+    full = run(recipe)
+    recipe["output"] = {**recipe["output"], "name": "killed"}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    proc = subprocess.run([sys.executable, "-c", KILL_AT_EPOCH_END, str(tmp_path / "r.yaml"), "3"], capture_output=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    killed = Path(recipe["output"]["dir"]) / "classification" / "killed"
+    assert load_checkpoint(killed / "checkpoints" / "last.pt")["train_state"]["loop"]["epochs_done"] in (2, 3)
+    resumed = api.resume(killed)
+    assert [r["train_loss"] for r in resumed.result.history] == [r["train_loss"] for r in full.result.history]
+    a = load_checkpoint(full.run_dir / "checkpoints" / "last.pt")["model"]
+    b = load_checkpoint(killed / "checkpoints" / "last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not list((killed / "checkpoints").glob(".*.tmp"))  # a write cut short was cleaned up
+
+
 def test_cached_and_uncached_features_give_the_same_result(shapes_root, tmp_path):
     recipe = tiny_recipe(shapes_root, tmp_path, train={"epochs": 3}, model={"id": "timm:resnet10t", "options": {"drop_rate": 0.3}})
     cached = run({**recipe, "train": {**recipe["train"], "cache_features": "on"}})

@@ -33,7 +33,7 @@ from visiontl.train.cache import (
     estimate_gb,
     verify_split,
 )
-from visiontl.train.checkpoint import load_checkpoint, model_payload, save_checkpoint
+from visiontl.train.checkpoint import CheckpointWriter, load_checkpoint, model_payload
 from visiontl.train.optim import Schedule, build_optimizer, build_schedule
 from visiontl.train.precision import autocast, check_precision, grad_scaler, resolve_device
 
@@ -70,6 +70,7 @@ class SharedTrainingLoop:
 
     def __init__(self, job: TrainJob) -> None:
         self.job = job
+        self.writer = CheckpointWriter()
         self.recipe = job.recipe
         self.task = job.task
         self.model = job.built.model
@@ -346,13 +347,30 @@ class SharedTrainingLoop:
             "scheduler": schedule.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else None,
         }
-        save_checkpoint(self.job.run.last, self._payload({"train_state": train_state}))
+        items = [(self.job.run.last, self._payload({"train_state": train_state}))]
         if best:
-            save_checkpoint(self.job.run.best, self._payload({"epoch": self.state.best_epoch}))
+            items.append((self.job.run.best, self._payload({"epoch": self.state.best_epoch})))
+        self.writer.submit(items)
 
     # ------------------------------------------------------------------ run
     def run(self) -> TrainResult:
-        """Train every remaining phase and return the results."""
+        """Train every remaining phase and return the results.
+
+        Checkpoints are written in the background (:class:`CheckpointWriter`); every write is
+        finished before this returns or raises, so an interrupted run leaves its last one.
+        """
+        try:
+            result = self._run_phases()
+        except BaseException:
+            try:
+                self.writer.wait()
+            except RunError as write_error:  # the training error is the one to report
+                log.warning(str(write_error))
+            raise
+        self.writer.wait()
+        return result
+
+    def _run_phases(self) -> TrainResult:
         self._setup()
         resumed = self._restore()
         plan = self.job.plan
