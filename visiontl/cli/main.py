@@ -69,10 +69,11 @@ def _register() -> None:
         plugins_cmd,
         predict_cmd,
         run_cmd,
+        search_cmd,
         select_cmd,
     )
 
-    for module in (run_cmd, select_cmd, plugins_cmd, models_cmd, config_cmd, predict_cmd, explain_cmd, benchmark_cmd, export_cmd):
+    for module in (run_cmd, select_cmd, plugins_cmd, models_cmd, config_cmd, predict_cmd, explain_cmd, benchmark_cmd, export_cmd, search_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 
