@@ -67,6 +67,20 @@ def test_unknown_metric_is_refused_with_did_you_mean_and_the_valid_names(tmp_pat
     assert [p.field for p in check_runnable(validate_recipe(recipe_dict(shapes_root, tmp_path, eval={"metric": "top6_accuracy"})), scan_data=False)] == ["eval.metric"]
 
 
+def test_a_loss_is_accepted_as_eval_metric_with_its_direction(tmp_path, shapes_root):
+    from visiontl.api import resolve_task
+    from visiontl.plugin_manager import get_plugins
+
+    # val_loss is lower-is-better for the task: the best epoch is its lowest, so it may pick it.
+    assert check_runnable(validate_recipe(recipe_dict(shapes_root, tmp_path, eval={"metric": "val_loss"}))) == []
+    task = resolve_task(get_plugins(), "classification")
+    assert task.higher_is_better_for("val_loss") is False and task.higher_is_better_for("accuracy") is True
+    problems = check_runnable(validate_recipe(recipe_dict(shapes_root, tmp_path, eval={"metric": "val_los"})))
+    assert [p.field for p in problems] == ["eval.metric"] and "Did you mean 'val_loss'?" in str(problems[0])
+    # detection reports no loss: nothing to minimise there
+    assert resolve_task(get_plugins(), "detection").lower_is_better_metrics == ()
+
+
 def test_metric_typo_fails_validate_and_run_before_any_work(tmp_path, shapes_root, monkeypatch):
     from visiontl import api
 

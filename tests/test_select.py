@@ -81,7 +81,9 @@ def test_constraints_filter_and_the_closest_rejections_say_why():
     assert s.candidates and all(c.params_m <= 4 and c.metric.value >= 70 for c in s.candidates)
     assert s.rejected and all(("M params" in r.reason) or ("budget" in r.reason) or ("top1" in r.reason) for r in s.rejected)
     line = s.candidates[0].reasons
-    assert "predicted" in line and "M params" in line and "ImageNet top-1" in line and "timm results" in line or "torchvision" in line
+    assert "predicted" in line and "M params" in line and "ImageNet top-1" in line
+    # the figure's source, whole (a repository path or a URL)
+    assert "huggingface/pytorch-image-models@" in line or "https://github.com/pytorch/vision" in line
 
 
 def test_unknown_target_and_priority_are_clear_errors():
@@ -200,3 +202,73 @@ def test_figures_keep_their_provenance():
         for figure in (*card.metrics, *card.latencies):
             assert isinstance(figure, Figure) and figure.source, (card.id, figure)
         assert isinstance(card, ModelCard)
+
+
+def _card(card_id: str, *figures: Figure, macs: float = 3e8) -> ModelCard:
+    profile = MacProfile(macs=macs, dense=macs, depthwise=0.0, layers=50, activations=5e6)
+    return ModelCard(id=card_id, tasks=("classification",), params_m=5.0, metrics=figures, profile=profile)
+
+
+def test_a_cifar10_top1_is_shown_as_such_and_never_ranked_as_imagenet():
+    cifar_url = "https://example.org/papers/cifar10-results-table-with-a-long-address#model-b"
+    cifar = _card("example:cifar_model", Figure("top1", 91.78, "CIFAR-10 test", cifar_url))
+    imagenet = _card("example:imagenet_model", Figure("top1", 71.5, "ImageNet-1k val", "https://example.org/imagenet#model-a"))
+    s = select("classification", "server", candidates=[cifar, imagenet], priority="accuracy")
+    by_id = {c.id: c for c in s.candidates}
+    assert [c.id for c in s.candidates] == ["example:imagenet_model", "example:cifar_model"]
+    ranked, shown = by_id["example:imagenet_model"], by_id["example:cifar_model"]
+    assert ranked.metric.value == 71.5 and "ImageNet top-1 71.5 (https://example.org/imagenet#model-a)" in ranked.reasons
+    # The CIFAR-10 figure is no ImageNet figure: not the card's metric, shown for what it is,
+    # with its whole source.
+    assert shown.metric is None and shown.ranked_value == 0.0
+    assert "ImageNet top-1 91.78" not in shown.reasons and "no published ImageNet top-1 figure" in shown.reasons
+    assert f"top1 91.78 on CIFAR-10 test ({cifar_url}): another dataset, not ranked" in shown.reasons
+    # --min-metric never counts it either.
+    assert [c.id for c in select("classification", "server", candidates=[cifar, imagenet], min_metric=70).candidates] == ["example:imagenet_model"]
+
+
+def test_select_advises_only_export_formats_that_exist():
+    from visiontl.export.formats import FORMATS
+    from visiontl.selection.targets import load_targets
+
+    for name in load_targets():
+        if name == "local":
+            continue
+        advice = select("classification", name, images=1000).advice
+        assert advice.export and set(advice.export) <= set(FORMATS), (name, advice.export)
+        assert advice.export_precision in {p for f in advice.export for p in FORMATS[f].precisions}
+        assert not any("tflite" in r or "tensorrt" in r.lower() for r in advice.reasons), advice.reasons
+    mobile = select("classification", "mobile", images=1000).advice
+    assert mobile.export == ("onnx",) and mobile.export_precision == "int8"
+    assert any("visiontl export RUN --format onnx --precision int8" in r for r in mobile.reasons)
+
+
+def test_write_recipe_header_advises_an_existing_export(tmp_path, shapes_root):
+    path = tmp_path / "mobile.yaml"
+    result = CliRunner().invoke(cli, ["select", "--target", "mobile", "--data", str(shapes_root), "--write-recipe", str(path)])
+    assert result.exit_code == 0, result.output
+    header = [line for line in path.read_text().splitlines() if line.startswith("# Deploy:")]
+    assert header == ["# Deploy: visiontl export RUN --format onnx --precision int8."]
+    assert "tflite" not in path.read_text()
+
+
+def test_select_without_measure_or_probe_does_not_import_torch_for_any_task():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from visiontl.selection.engine import select\n"
+        "for task in ('classification', 'segmentation', 'detection'):\n"
+        "    select(task, 'server')\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "False"
+
+
+def test_unknown_task_for_selection_has_did_you_mean():
+    with pytest.raises(ConfigError, match="Did you mean 'segmentation'"):
+        select("segmentaton", "server")
+

@@ -57,7 +57,8 @@ def test_load_matching_reports_loaded_missing_unexpected_reinitialised():
     sd = {"0.weight": torch.full((3, 4), 7.0), "0.bias": torch.zeros(3), "1.weight": torch.zeros(5, 3), "extra": torch.ones(1)}
     report = load_matching(model, sd, "file:x")
     assert report.loaded == 2 and report.reinitialised == ["1.weight"] and report.unexpected == ["extra"]
-    assert report.missing == ["1.weight", "1.bias"]
+    # the re-initialised tensor is reported once (as the new head), not also as missing
+    assert report.missing == ["1.bias"]
     assert torch.equal(model[0].weight, torch.full((3, 4), 7.0))
 
 
@@ -69,3 +70,28 @@ def test_load_matching_refuses_unrelated_weights():
 def test_missing_weights_file_names_where_it_looked(tmp_path):
     with pytest.raises(WeightsError, match="not found"):
         resolve_weights_path("nope.pth", tmp_path)
+
+
+def test_read_state_dict_takes_a_str_as_well_as_a_path(tmp_path):
+    torch.save({"a.weight": torch.ones(2)}, tmp_path / "w.pth")
+    assert set(read_state_dict(str(tmp_path / "w.pth"))) == {"a.weight"}
+    assert set(read_state_dict(tmp_path / "w.pth")) == {"a.weight"}
+
+
+def test_the_run_report_counts_a_new_head_once(tmp_path):
+    from visiontl.runs.layout import RunDir
+    from visiontl.runs.report import write_report
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    source = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 5)).state_dict()
+    weights = load_matching(model, source, "file:x").as_dict()
+    assert weights["reinitialised"] == ["1.weight", "1.bias"] and weights["missing"] == []
+    summary = {
+        "model_id": "m:x", "task": "classification", "run_dir": str(tmp_path), "weights": weights, "strategy": "full",
+        "phases": [{"name": "all", "epochs": 1}], "primary_metric": "accuracy", "best": {"epoch": 1, "accuracy": 0.5},
+        "final": {"accuracy": 0.5}, "timings_s": {}, "data": {"classes": ["a", "b"], "images": {"train": 2}, "skipped_count": 0, "skipped": {}},
+    }
+    text = write_report(RunDir(tmp_path), summary, [], []).read_text()
+    assert "- Weights: file:x (2 tensors loaded, new head (2 tensors), 0 missing)" in text
+    assert "2 classes" in text
+

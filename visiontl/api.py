@@ -25,7 +25,7 @@ from visiontl.contracts import (
 )
 from visiontl.errors import ConfigError, PluginError, RunError
 from visiontl.freeze.plan import Plan, build_plan
-from visiontl.ids import parse_model_id, suggest
+from visiontl.ids import parse_model_id
 from visiontl.plugin_manager import Plugins, get_plugins
 from visiontl.tasks.base import DataInfo, TaskAdapter
 
@@ -53,27 +53,17 @@ class RunOutcome:
 
 
 def tasks(plugins: Plugins) -> dict[str, TaskAdapter]:
-    """Every task the installed plugins define, by name."""
-    out: dict[str, TaskAdapter] = {}
-    for contributed in plugins.hook.visiontl_tasks():
-        for task in contributed or []:
-            if task.name in out:
-                raise PluginError(f"Two plugins define the task '{task.name}'.", fix="disable one with VISIONTL_DISABLE_PLUGINS")
-            out[task.name] = task
-    return out
+    """Every task the installed plugins define, by name (see :mod:`visiontl.tasks.registry`)."""
+    from visiontl.tasks import registry
+
+    return registry.tasks(plugins)
 
 
 def resolve_task(plugins: Plugins, name: str) -> TaskAdapter:
     """The task adapter for ``name``, or an error with did-you-mean."""
-    known = tasks(plugins)
-    if name in known:
-        return known[name]
-    close = suggest(name, known, n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise PluginError(
-        f"Unknown task '{name}'.{hint} Installed tasks: {', '.join(sorted(known))}.",
-        fix="set task to one of them, or install the plugin that provides it (see: visiontl plugins)",
-    )
+    from visiontl.tasks import registry
+
+    return registry.resolve_task(plugins, name)
 
 
 def build_model(plugins: Plugins, recipe: Recipe, class_names: list[str], data_root: Path, *, fresh: bool = False) -> BuiltModel:
@@ -100,11 +90,21 @@ def build_model(plugins: Plugins, recipe: Recipe, class_names: list[str], data_r
         input_size=(recipe.data.image_size, recipe.data.image_size) if recipe.data.image_size else None,
         data_root=data_root,
         trust_weights=recipe.model.trust_weights,
+        output=_task_output(plugins, recipe.task),
     )
     built = plugins.hook.visiontl_build(request=request)
     if built is None:
         raise PluginError(f"No plugin built '{model_id}' for task '{recipe.task}'.", fix="see: visiontl plugins")
+    built.output = built.output or request.output
     return built
+
+
+def _task_output(plugins: Plugins, task: str) -> str:
+    """The output contract ``task`` asks of models (empty for a task no plugin defines: the
+    family's build then says what it serves)."""
+    from visiontl.tasks.registry import output_of
+
+    return output_of(task, plugins=plugins)
 
 
 def build_model_for_card(card: Any, plugins: Plugins | None = None, num_classes: int = 1000) -> BuiltModel:
@@ -113,10 +113,12 @@ def build_model_for_card(card: Any, plugins: Plugins | None = None, num_classes:
     model_id = parse_model_id(card.id)
     plugins.require_family(model_id.family)
     task = card.tasks[0]
-    request = BuildRequest(model_id=model_id, task=task, num_classes=num_classes, class_names=tuple(f"c{i}" for i in range(num_classes)))
+    request = BuildRequest(model_id=model_id, task=task, num_classes=num_classes, class_names=tuple(f"c{i}" for i in range(num_classes)),
+                           output=_task_output(plugins, task))
     built = plugins.hook.visiontl_build(request=request)
     if built is None:
         raise PluginError(f"No plugin built '{model_id}'.")
+    built.output = built.output or request.output
     return built
 
 
@@ -375,7 +377,7 @@ def _train(prepared: Prepared, plugins: Plugins, run_dir: Any, resume_from: Path
         if prepared.recipe.output.plots and result.history:
             plots.append(plot_curves(result.history, result.primary_metric, run_dir.path / "curves.png"))
             plots += prepared.task.plots(result.final_metrics, prepared.info, run_dir.path)
-        write_report(run_dir, summary, prepared.task.report_lines(result.final_metrics, prepared.info), plots)
+        write_report(run_dir, summary, prepared.task.report_lines(result.final_metrics, prepared.info), plots, prepared.task.report_heading)
         _export_section(prepared, plugins, run_dir)
         if prepared.recipe.export and prepared.recipe.export.formats:
             summary = json.loads((run_dir.path / "summary.json").read_text())

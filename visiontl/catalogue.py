@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +14,17 @@ from visiontl.plugin_manager import Plugins, get_plugins
 
 
 def catalogue(task: str | None = None, family: str | None = None, plugins: Plugins | None = None) -> list[ModelCard]:
-    """Cards offered by the plugins, optionally for one task and one family."""
-    plugins = plugins or get_plugins()
-    if task:
-        names = [task]
-    else:
-        # Only the full listing needs the task registry (and the recipe schema api imports):
-        # one task's answer, what `visiontl select` asks, stays light.
-        from visiontl.api import tasks
+    """Cards offered by the plugins, optionally for one task and one family.
 
-        names = sorted(tasks(plugins))
+    For one task, the cards are those offered for it, plus those offered for the other tasks
+    whose models give the same output (``TaskAdapter.output``) by families that provide that
+    output for any task (``PluginInfo.outputs``): a new image-level regression task gets the
+    timm and torchvision classifiers' cards. Every card returned for a task lists that task.
+    """
+    from visiontl.tasks.registry import tasks
+
+    plugins = plugins or get_plugins()
+    names = [task] if task else sorted(tasks(plugins))
     seen: set[str] = set()
     cards: list[ModelCard] = []
     for name in names:
@@ -32,8 +34,33 @@ def catalogue(task: str | None = None, family: str | None = None, plugins: Plugi
                     continue
                 if card.id not in seen:
                     seen.add(card.id)
-                    cards.append(card)
+                    # A plugin that offers a card for a task serves that task.
+                    cards.append(card if not task or task in card.tasks else replace(card, tasks=(*card.tasks, task)))
+    if task:
+        cards += _same_output_cards(task, family, plugins, seen)
     return cards
+
+
+def _same_output_cards(task: str, family: str | None, plugins: Plugins, seen: set[str]) -> list[ModelCard]:
+    """Cards of the other tasks of ``task``'s output, from the families that provide that
+    output for any task, listed for ``task`` too."""
+    from visiontl.tasks.registry import find_task, tasks_with_output
+
+    adapter = find_task(task, plugins)
+    output = adapter.output if adapter is not None else ""
+    providers = set(plugins.families_providing(output))
+    if family:
+        providers &= {family}
+    out: list[ModelCard] = []
+    for other in tasks_with_output(output, plugins) if providers else []:
+        if other == task:
+            continue
+        for offered in plugins.hook.visiontl_select(task=other):
+            for card in offered or []:
+                if card.family in providers and card.id not in seen:
+                    seen.add(card.id)
+                    out.append(replace(card, tasks=(*card.tasks, task)))
+    return out
 
 
 def buildable_ids(task: str | None = None, family: str | None = None, plugins: Plugins | None = None) -> dict[str, list[str]]:

@@ -25,6 +25,30 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 GroupRole = Literal["stem", "stage", "neck", "head"]
 
+# --------------------------------------------------------------------------- output contracts
+# What a task needs from a model's output, so that a family builds for every task whose output
+# it can provide instead of for a list of task names. A task declares one
+# (``TaskAdapter.output``); a family declares the ones it provides for any task
+# (``PluginInfo.outputs``) and receives the task's in ``BuildRequest.output``.
+
+#: One vector of K values per image: eval outputs ``(batch, K)`` (classifiers: logits;
+#: a regression: K predicted values).
+IMAGE_VECTOR = "image_vector"
+#: A K-channel map per image: eval outputs ``(batch, K, H, W)`` (segmenters: per-pixel logits).
+DENSE_MAP = "dense_map"
+#: A detector under the detection contract of :mod:`visiontl.tasks.detection` (train mode: a
+#: dict of losses; eval mode: per-image boxes, scores, labels, and masks for instance
+#: segmentation). Families build detectors for the detection tasks only: their targets are
+#: part of the contract.
+DETECTOR = "detector"
+
+#: The built-in output contracts, with the one line ``visiontl plugins`` and the docs show.
+OUTPUT_KINDS: dict[str, str] = {
+    IMAGE_VECTOR: "an image-level vector of K outputs, (batch, K)",
+    DENSE_MAP: "a dense K-channel map, (batch, K, H, W)",
+    DETECTOR: "a detector (boxes, scores, labels [, masks] per image)",
+}
+
 
 @dataclass(frozen=True)
 class PluginInfo:
@@ -33,11 +57,15 @@ class PluginInfo:
     Attributes:
         name: the plugin's name (its entry-point name for installed plugins).
         families: model-id families it builds (``timm`` for ``timm:resnet18``).
-        tasks: task names it serves.
+        tasks: task names it serves (or adds, through ``visiontl_tasks``).
         requires: distributions it needs at run time (checked without importing them).
         install_hint: the command that installs what it needs.
         description: one line for listings.
         version: the plugin's version (defaults to its distribution's version).
+        outputs: output contracts (:data:`IMAGE_VECTOR`, :data:`DENSE_MAP` ...) its models
+            provide for *any* task that asks for them, besides the tasks it names: a new task
+            whose ``TaskAdapter.output`` is one of them can use the family's models, and
+            ``visiontl select``/``models`` offer them for it.
     """
 
     name: str
@@ -47,11 +75,18 @@ class PluginInfo:
     install_hint: str = ""
     description: str = ""
     version: str | None = None
+    outputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Preprocessing:
     """How a model expects its input: resolved from the model, used by the data pipeline.
+
+    Every field has a default, the convention of torchvision's ImageNet classifiers (224 px,
+    ImageNet mean and std, bilinear resize, centre crop 0.875): a family whose weights were
+    trained that way can return ``Preprocessing()``, and one that differs sets only what
+    differs (``Preprocessing(input_size=(64, 64), crop_pct=1.0)``). The recipe's
+    ``data.image_size`` replaces ``input_size`` at training time (:meth:`with_size`).
 
     Attributes:
         input_size: (height, width) the model was trained at.
@@ -81,7 +116,7 @@ class BuildRequest:
     Attributes:
         model_id: parsed ``family:name``.
         task: task name (``classification`` ...).
-        num_classes: size of the new head.
+        num_classes: size of the new head (K: classes, or a regression's outputs).
         pretrained: load the family's published pretrained weights (hub / URL / cache).
         weights: a local weights file (state_dict or checkpoint); wins over ``pretrained``.
         options: family-specific keyword options from the recipe's ``model.options``.
@@ -94,6 +129,10 @@ class BuildRequest:
         trust_weights: the user vouched for ``weights`` (``model.trust_weights`` or
             ``--trust-weights``): a plugin may then read a file format that can run code when
             loaded (a full pickle). Without it, only data-only readers are allowed.
+        output: the output contract the task needs (:data:`IMAGE_VECTOR`, :data:`DENSE_MAP`,
+            :data:`DETECTOR` or a plugin's own), filled by the core from ``TaskAdapter.output``.
+            Empty when a caller did not say: a family then asks
+            :func:`visiontl.tasks.registry.output_of` (which looks the task up).
     """
 
     model_id: ModelId
@@ -106,6 +145,7 @@ class BuildRequest:
     input_size: tuple[int, int] | None = None
     data_root: Path | None = None
     trust_weights: bool = False
+    output: str = ""
 
 
 @dataclass
@@ -115,10 +155,11 @@ class WeightsReport:
     Attributes:
         source: ``random``, ``pretrained:<where>`` or ``file:<path>``.
         loaded: number of tensors loaded from the source.
-        missing: model keys the source did not provide (left at their initialisation).
+        missing: model keys the source did not provide (left at their initialisation); keys
+            listed in ``reinitialised`` are not repeated here.
         unexpected: source keys the model has no place for (ignored).
         reinitialised: keys present in both whose shapes differ (typically the old head),
-            left at their fresh initialisation.
+            left at their fresh initialisation: the new head.
     """
 
     source: str = "random"
@@ -162,6 +203,8 @@ class BuiltModel:
         model: the ``torch.nn.Module``, with a new head for ``num_classes``.
         model_id: the id it was built from.
         task: the task it serves.
+        output: the output contract it was built to provide (the request's; the core fills it
+            when a plugin leaves it empty). Families dispatch their other hooks on it.
         preprocessing: the input convention of its weights.
         weights: where its weights came from.
         split: optional features/head split for feature caching.
@@ -175,6 +218,7 @@ class BuiltModel:
     weights: WeightsReport = field(default_factory=WeightsReport)
     split: FeatureSplit | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    output: str = ""
 
 
 @dataclass(frozen=True)

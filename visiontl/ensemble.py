@@ -1,4 +1,4 @@
-"""Ensembles: several trained classifiers used as one model (weighted softmax averaging).
+"""Ensembles: several trained models used as one (weighted averaging, as their task says).
 
 A recipe with an ``ensemble`` section names trained runs or checkpoints and their weights::
 
@@ -13,28 +13,29 @@ A recipe with an ``ensemble`` section names trained runs or checkpoints and thei
 whose model is an :class:`EnsembleModel`, so ``eval``, ``predict``, ``benchmark`` and
 ``export`` take it like a single model.
 
-**Output.** :class:`EnsembleModel` returns the *log* of the weighted mean of the members'
-softmax probabilities, ``log(sum_i w_i softmax(z_i))`` with ``sum_i w_i = 1``, shape
-``[B, C]``. Log-probabilities are valid logits: ``softmax`` gives back the averaged
-probabilities exactly, ``argmax`` is the ensemble's prediction and cross-entropy is the
-ensemble's negative log-likelihood, so the classification task's evaluation, prediction
-and loss treat an ensemble like any classifier.
+**Output.** The task combines its members' outputs
+(:meth:`~visiontl.tasks.base.TaskAdapter.combine_outputs`), so the ensemble's output has the
+task's own form and the task's evaluation, prediction and loss treat it like one model's.
+Classification returns the *log* of the weighted mean of the members' softmax probabilities,
+``log(sum_i w_i softmax(z_i))`` with ``sum_i w_i = 1``, shape ``[B, C]``: valid logits
+(``softmax`` gives back the averaged probabilities exactly, ``argmax`` is the ensemble's
+prediction, cross-entropy its negative log-likelihood). A task that does not say how its
+outputs combine cannot be ensembled (a clear error says so).
 
 **Preprocessing.** Members must share their input geometry (input size, resize
 interpolation, crop fraction): the image is resized and cropped once. They may differ in
 normalisation (mean/std): the ensemble takes the input normalised with the first member's
 convention and re-normalises it exactly for each other member (``x * s + t``, per channel).
 
-**Rules** (clear errors otherwise): at least two members, every member a classification run
-with the same class names in the same order, every weight positive, the recipe's task
-``classification``; members are run directories or checkpoints (not other ensembles).
-Relative member paths are looked up from the current directory, then from the recipe's
-folder.
+**Rules** (clear errors otherwise): at least two members, every member a run of the recipe's
+task with the same class names (or targets) in the same order, every weight positive;
+members are run directories or checkpoints (not other ensembles). Relative member paths are
+looked up from the current directory, then from the recipe's folder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,21 +67,28 @@ class Renormalise(nn.Module):
 
 
 class EnsembleModel(nn.Module):
-    """Weighted softmax averaging of classifiers; returns log-probabilities ``[B, C]``.
+    """Weighted averaging of models' outputs; by default softmax averaging of classifiers,
+    returning log-probabilities ``[B, C]``.
 
     Args:
-        members: the classifiers (each maps ``[B, 3, H, W]`` to logits ``[B, C]``).
+        members: the models (each maps ``[B, 3, H, W]`` to its task's output).
         weights: one positive weight per member (normalised to sum to 1); default equal.
         adapters: per member, a module applied to the input first (``None``: the input as
             is), e.g. :class:`Renormalise`.
+        combine: ``combine(outputs, weights) -> output`` (``weights``: a 1-D tensor summing
+            to 1), the task's
+            :meth:`~visiontl.tasks.base.TaskAdapter.combine_outputs`; ``None``: softmax
+            averaging of logits (classification's).
 
     Example:
         >>> ens = EnsembleModel([model_a, model_b], [2.0, 1.0])  # doctest: +SKIP
         >>> ens(x).exp().sum(1)  # probabilities sum to 1  # doctest: +SKIP
     """
 
-    def __init__(self, members: Sequence[nn.Module], weights: Sequence[float] | None = None, adapters: Sequence[nn.Module | None] | None = None) -> None:
+    def __init__(self, members: Sequence[nn.Module], weights: Sequence[float] | None = None, adapters: Sequence[nn.Module | None] | None = None,
+                 combine: Callable[[Sequence[torch.Tensor], torch.Tensor], torch.Tensor] | None = None) -> None:
         super().__init__()
+        self._combine = combine
         if len(members) < 2:
             raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
         weights = [1.0] * len(members) if weights is None else [float(w) for w in weights]
@@ -102,7 +110,11 @@ class EnsembleModel(nn.Module):
         return [member(adapter(x)) for member, adapter in zip(self.members, self.adapters, strict=True)]
 
     def combine(self, logits: Sequence[torch.Tensor]) -> torch.Tensor:
-        """``log(sum_i w_i softmax(logits_i))``, computed stably with ``logsumexp``."""
+        """The members' outputs as one: the task's combination, else
+        ``log(sum_i w_i softmax(logits_i))``, computed stably with ``logsumexp``."""
+        if self._combine is not None:
+            # The weights as a tensor from the buffer: an export traces them as the model's own.
+            return self._combine(list(logits), self.log_weights.exp())
         log_probs = torch.stack([F.log_softmax(z.float(), dim=1) for z in logits])
         return torch.logsumexp(log_probs + self.log_weights.view(-1, 1, 1), dim=0)
 
@@ -141,12 +153,15 @@ def load_ensemble(recipe_path: str | Path, plugins: Plugins | None = None, overr
     ``checkpoint`` the recipe file and ``preprocessing`` the first member's.
 
     Raises:
-        ConfigError: no ``ensemble`` section, a task other than classification, a zero weight,
-            or a member that is itself a recipe.
+        ConfigError: no ``ensemble`` section, a task that does not say how its outputs
+            combine, a zero weight, or a member that is itself a recipe.
         RunError: members disagree on task, classes or input geometry, or cannot be loaded.
     """
     from visiontl.api import LoadedModel, load_trained
     from visiontl.config.loader import load_recipe
+    from visiontl.plugin_manager import get_plugins
+    from visiontl.tasks.base import TaskAdapter
+    from visiontl.tasks.registry import resolve_task
 
     recipe_path = Path(recipe_path)
     recipe = load_recipe(recipe_path, overrides)
@@ -156,8 +171,13 @@ def load_ensemble(recipe_path: str | Path, plugins: Plugins | None = None, overr
             f"Recipe '{recipe_path}' has no ensemble section, so there is no trained model to load.",
             fix=f"train it first (visiontl run {recipe_path}) and pass the run directory, or add an ensemble: section",
         )
-    if recipe.task != "classification":
-        raise ConfigError(f"Ensembles average classifiers' probabilities; recipe '{recipe_path}' has task '{recipe.task}'.", fix="set task: classification")
+    plugins = plugins or get_plugins()
+    task = resolve_task(plugins, recipe.task)
+    if type(task).combine_outputs is TaskAdapter.combine_outputs:
+        raise ConfigError(
+            f"Recipe '{recipe_path}' has task '{recipe.task}', which does not say how to combine several models' outputs into one.",
+            fix="ensemble a task that does (classification ...), or implement TaskAdapter.combine_outputs for it",
+        )
     weights = list(section.weights) if section.weights is not None else [1.0] * len(section.members)
     zero = [m for m, w in zip(section.members, weights, strict=True) if w <= 0]
     if zero:
@@ -172,12 +192,12 @@ def load_ensemble(recipe_path: str | Path, plugins: Plugins | None = None, overr
         members.append(load_trained(path, plugins))
     first = members[0]
     for path, m in zip(section.members, members, strict=True):
-        if m.task != "classification":
-            raise RunError(f"Ensemble member '{path}' is a {m.task} model; ensembles average classifiers.", fix="list classification runs only")
+        if m.task != recipe.task:
+            raise RunError(f"Ensemble member '{path}' is a {m.task} model; the ensemble recipe's task is {recipe.task}.", fix=f"list {recipe.task} runs only")
         if m.class_names != first.class_names:
             raise RunError(
                 f"Ensemble member '{path}' predicts {m.class_names}, member '{section.members[0]}' {first.class_names}.",
-                fix="ensemble runs trained on the same classes, in the same order (data.class_names fixes the order)",
+                fix=f"ensemble runs trained on the same {task.label_kind}, in the same order (data.class_names fixes the order)",
             )
         if _geometry(m.preprocessing) != _geometry(first.preprocessing):
             raise RunError(
@@ -191,12 +211,12 @@ def load_ensemble(recipe_path: str | Path, plugins: Plugins | None = None, overr
             fix="leave data.image_size out of the ensemble recipe: the members' input size is used",
         )
     adapters = [None if (m.preprocessing.mean, m.preprocessing.std) == (first.preprocessing.mean, first.preprocessing.std) else Renormalise(first.preprocessing, m.preprocessing) for m in members]
-    model = EnsembleModel([m.model for m in members], weights, adapters).eval()
+    model = EnsembleModel([m.model for m in members], weights, adapters, combine=task.combine_outputs).eval()
     name = recipe.output.name or recipe_path.stem
     return LoadedModel(
         model=model,
         model_id=f"ensemble:{name}",
-        task="classification",
+        task=recipe.task,
         class_names=list(first.class_names),
         preprocessing=first.preprocessing,
         recipe=recipe,

@@ -15,6 +15,17 @@ Two kinds of hooks:
   implementations (shared training loop, generic benchmark) are registered last, so a
   family plugin that answers wins over them.
 
+**Output contracts.** A task declares what it needs from a model (``TaskAdapter.output``, a
+constant of :mod:`visiontl.contracts`): ``IMAGE_VECTOR``, an image-level vector of K outputs,
+``(batch, K)``; ``DENSE_MAP``, a K-channel map, ``(batch, K, H, W)``; ``DETECTOR``, the detection
+contract. A family declares the outputs its models provide for *any* task
+(``PluginInfo.outputs``) and builds for every task that asks for one of them, not for a list
+of task names: the request says which (``BuildRequest.output``; ``BuiltModel.output`` for the
+later hooks). Built in: timm and torchvision classifiers provide ``IMAGE_VECTOR``; torchvision
+segmenters (and their heads over any classifier) and SMP provide ``DENSE_MAP``; detectors
+(torchvision, Ultralytics) serve the detection tasks only. A family that cannot provide a
+task's output raises a ``PluginError`` saying what it provides.
+
 Plugins *describe* (cards, groups, models); the core's engines *decide* (ranking, phases,
 learning rates, BatchNorm policy, audits). Plugin modules must not import torch or their
 library at import time: import inside the hook, so that ``visiontl plugins`` stays fast and
@@ -75,7 +86,12 @@ def visiontl_tasks() -> list[TaskAdapter] | None:
     """Contribute task definitions (datasets, loss, metrics, prediction for a task).
 
     Called on every plugin (1:N); the core contributes ``classification`` and the other
-    built-in tasks this way. A task name offered twice is an error.
+    built-in tasks this way. A task name offered twice is an error. A task declares the
+    output contract it needs (``TaskAdapter.output``): every family that provides it builds
+    models for the task. It also declares the direction of its metrics
+    (``higher_is_better``, ``lower_is_better_metrics``) and what ``visiontl select`` ranks by
+    (``selection_metric()``: published figures matched on metric and dataset, or a labelled
+    proxy).
 
     Returns:
         A list of :class:`~visiontl.tasks.base.TaskAdapter`, or ``None``/``[]`` to decline.
@@ -86,7 +102,9 @@ def visiontl_tasks() -> list[TaskAdapter] | None:
 def visiontl_select(task: str) -> list[ModelCard] | None:
     """Offer catalogue cards for ``task`` to the selection engine and ``visiontl models``.
 
-    Called on every plugin (1:N); results are concatenated.
+    Called on every plugin (1:N); results are concatenated. Offer cards for the tasks the
+    plugin names; the core lists them for every other task of the same output as well, when
+    the family declares that output in ``PluginInfo.outputs``.
 
     Args:
         task: the task being asked about (``classification``, ``detection`` ...).
@@ -106,7 +124,9 @@ def visiontl_model_names(family: str, task: str | None) -> list[str] | None:
 
     Args:
         family: the model-id family asked about.
-        task: restrict to names that serve this task, or ``None`` for all tasks.
+        task: restrict to names that serve this task (a task the family does not know by
+            name: by its output, ``visiontl.tasks.registry.output_of(task)``), or ``None``
+            for all tasks.
 
     Returns:
         Names valid after ``family:``.
@@ -120,10 +140,15 @@ def visiontl_model_names(family: str, task: str | None) -> list[str] | None:
 def visiontl_build(request: BuildRequest) -> BuiltModel | None:
     """Build a model with a new head for the user's classes.
 
-    firstresult, keyed by ``request.model_id.family``.
+    firstresult, keyed by ``request.model_id.family``. Build for every task whose output
+    contract (``request.output``) the family provides, with ``request.num_classes`` outputs;
+    raise a ``PluginError`` naming what the family provides otherwise. To build a model of
+    another family inside yours (a backbone), call
+    ``visiontl.plugin_manager.build_with_groups(request)``.
 
     Args:
-        request: model id, task, number of classes, weights wanted and family options.
+        request: model id, task, output contract, number of classes (K), weights wanted and
+            family options.
 
     Returns:
         A :class:`~visiontl.contracts.BuiltModel` (model, preprocessing, weights report).
@@ -139,8 +164,9 @@ def visiontl_build(request: BuildRequest) -> BuiltModel | None:
 def visiontl_freeze(built: BuiltModel) -> list[LayerGroup] | None:
     """Describe the model as ordered, named layer groups (input side first, head last).
 
-    firstresult, keyed by ``built.model_id.family``. The plugin only describes; the core's
-    freezing engine sets ``requires_grad``, learning rates and BatchNorm modes.
+    firstresult, keyed by ``built.model_id.family`` (``built.output`` says which output the
+    model was built for). The plugin only describes; the core's freezing engine sets
+    ``requires_grad``, learning rates and BatchNorm modes.
 
     Args:
         built: what ``visiontl_build`` returned.

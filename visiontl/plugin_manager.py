@@ -25,7 +25,7 @@ from typing import Any
 import pluggy
 
 from visiontl import hookspecs
-from visiontl.contracts import PluginInfo
+from visiontl.contracts import BuildRequest, BuiltModel, LayerGroup, PluginInfo
 from visiontl.errors import PluginError
 
 ENTRY_POINT_GROUP = "visiontl"
@@ -82,6 +82,11 @@ class PluginStatus:
     def tasks(self) -> tuple[str, ...]:
         return self.info.tasks if self.info else ()
 
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """Output contracts its models provide for any task (``PluginInfo.outputs``)."""
+        return self.info.outputs if self.info else ()
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -93,6 +98,7 @@ class PluginStatus:
             "hint": self.hint,
             "families": list(self.families),
             "tasks": list(self.tasks),
+            "outputs": list(self.outputs),
             "hooks": list(self.hooks),
         }
 
@@ -124,6 +130,10 @@ class Plugins:
             for fam in status.families:
                 out.setdefault(fam, status)
         return out
+
+    def families_providing(self, output: str) -> list[str]:
+        """Families whose plugin declares that its models provide ``output`` for any task."""
+        return sorted(fam for fam, status in self.families().items() if output and output in status.outputs)
 
     def require_family(self, family: str) -> PluginStatus:
         """The plugin serving ``family``, or a :class:`PluginError` that says how to get one."""
@@ -317,6 +327,54 @@ def set_plugins(plugins: Plugins | None) -> None:
     _CACHED = plugins
 
 
+def build_with_groups(request: BuildRequest, plugins: Plugins | None = None) -> tuple[BuiltModel, list[LayerGroup]]:
+    """Build a model of any installed family, exactly as the core would, with its layer groups.
+
+    For a plugin whose models contain another family's (a detector or segmenter over a
+    ``timm:`` or ``torchvision:`` backbone; a wrapper around a built-in classifier): ask for
+    the other model here instead of importing the other plugin. The request's ``output`` is
+    filled from its task when empty (:func:`visiontl.tasks.registry.output_of`).
+
+    Args:
+        request: what to build (any family; ``task`` decides the output the family builds).
+        plugins: the manager to ask (default: the process-wide one, :func:`get_plugins`).
+
+    Returns:
+        The :class:`~visiontl.contracts.BuiltModel` and its layer groups, checked to cover
+        every parameter once.
+
+    Raises:
+        PluginError: no installed plugin serves the family (with the install hint), or none
+            built the model or described its groups.
+        UnknownModelError, WeightsError, ConfigError: from the family's plugin.
+
+    Example:
+        >>> from visiontl.contracts import BuildRequest
+        >>> from visiontl.ids import parse_model_id
+        >>> built, groups = build_with_groups(BuildRequest(parse_model_id("timm:resnet10t"), "classification", 2))  # doctest: +SKIP
+        >>> groups[-1].role  # doctest: +SKIP
+        'head'
+    """
+    import dataclasses
+
+    from visiontl.freeze.apply import check_groups
+    from visiontl.tasks.registry import output_of
+
+    plugins = plugins or get_plugins()
+    plugins.require_family(request.model_id.family)
+    if not request.output:
+        request = dataclasses.replace(request, output=output_of(request.task, plugins=plugins))
+    built = plugins.hook.visiontl_build(request=request)
+    if built is None:
+        raise PluginError(f"No plugin built '{request.model_id}' for task '{request.task}'.", fix="see: visiontl plugins")
+    built.output = built.output or request.output
+    groups = list(plugins.hook.visiontl_freeze(built=built) or [])
+    if not groups:
+        raise PluginError(f"The plugin for '{request.model_id.family}' described no layer groups for '{request.model_id}'.")
+    check_groups(built.model, groups)
+    return built, groups
+
+
 def module_available(name: str) -> bool:
     """Whether ``name`` can be imported, without importing it."""
     return importlib.util.find_spec(name) is not None
@@ -324,6 +382,7 @@ def module_available(name: str) -> bool:
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "build_with_groups",
     "PluginStatus",
     "Plugins",
     "build_plugin_manager",

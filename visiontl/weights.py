@@ -196,13 +196,26 @@ def resolve_weights_path(path: str | Path, data_root: Path | None = None) -> Pat
 _NESTED_KEYS = ("state_dict", "model_state_dict", "model_state", "model", "net", "module")
 
 
-def read_state_dict(path: Path) -> dict[str, Any]:
+def read_state_dict(path: str | Path) -> dict[str, Any]:
     """Read a state dict from ``.pt/.pth/.bin`` (plain or inside a checkpoint) or ``.safetensors``.
 
     Nested checkpoints (``{"state_dict": ...}``, ``{"model": ...}``, visiontl's own) are
     unwrapped and a DataParallel ``module.`` prefix is removed.
+
+    Args:
+        path: the file, as a ``str`` or a :class:`~pathlib.Path` (``~`` expanded).
+
+    Raises:
+        WeightsError: the file cannot be read, or holds no state dict.
+
+    Example:
+        >>> state = read_state_dict("weights/squeezenet1_1_imagenet_features.pth")  # doctest: +SKIP
+        >>> next(iter(state))  # doctest: +SKIP
+        'features.0.weight'
     """
     import torch
+
+    path = Path(os.path.expanduser(str(path)))
 
     try:
         if path.suffix == ".safetensors":
@@ -282,7 +295,9 @@ def load_matching(
     ordered: OrderedDict[str, Any] = OrderedDict(loadable)
     ordered._metadata = getattr(own, "_metadata", None)  # type: ignore[attr-defined]
     model.load_state_dict(ordered, strict=False)
-    missing = [k for k in own if k not in loadable and not k.endswith("num_batches_tracked")]
+    # A tensor of the wrong shape is reported once, as re-initialised (the new head), not
+    # also as missing.
+    missing = [k for k in own if k not in loadable and k not in reinitialised and not k.endswith("num_batches_tracked")]
     return WeightsReport(
         source=source,
         loaded=len(loadable),

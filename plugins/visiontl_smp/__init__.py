@@ -1,4 +1,5 @@
-"""visiontl plugin for segmentation-models-pytorch (SMP): semantic segmentation models.
+"""visiontl plugin for segmentation-models-pytorch (SMP): semantic segmentation models, for
+``segmentation`` and every task whose output is a dense K-channel map (``DENSE_MAP``).
 
 * ``smp:<architecture>-<encoder>``: ``smp:unet-resnet34``, ``smp:deeplabv3plus-mobilenet_v2``,
   ``smp:unet-tu-efficientnet_b0`` (any timm model as a universal encoder), for the
@@ -19,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from visiontl import hookimpl
-from visiontl.contracts import PluginInfo
+from visiontl.contracts import DENSE_MAP, PluginInfo
 
 if TYPE_CHECKING:  # pragma: no cover
     from visiontl.cards import ModelCard
@@ -38,14 +39,22 @@ def visiontl_plugin_info() -> PluginInfo:
         requires=("segmentation-models-pytorch>=0.3.3", "timm>=0.9"),
         install_hint="pip install 'visiontl[smp]'",
         description="segmentation-models-pytorch architectures over SMP and timm encoders, grouped by encoder stage",
+        outputs=(DENSE_MAP,),
     )
+
+
+def _serves(task: str | None, output: str = "") -> bool:
+    """Whether SMP models serve ``task``: segmentation, or any task asking for a dense map."""
+    from visiontl.tasks.registry import output_of
+
+    return task in (None, TASK) or output_of(task, output) == DENSE_MAP
 
 
 @hookimpl
 def visiontl_model_names(family: str, task: str | None) -> list[str] | None:
     if family != FAMILY:
         return None
-    if task not in (None, TASK):
+    if not _serves(task):
         return []
     from visiontl_smp.ids import available_architectures, smp_encoders
 
@@ -68,11 +77,11 @@ def visiontl_select(task: str) -> list[ModelCard] | None:
 def visiontl_build(request: BuildRequest) -> BuiltModel | None:
     if request.model_id.family != FAMILY:
         return None
-    if request.task != TASK:
+    if not _serves(request.task, request.output):
         from visiontl.errors import PluginError
 
         raise PluginError(
-            f"SMP models serve semantic segmentation, not '{request.task}'.",
+            f"SMP models give a dense K-channel map (semantic segmentation and any task of dense outputs), not the output task '{request.task}' needs.",
             fix=f"set task: segmentation, or pick a model of a family that serves {request.task} (see: visiontl models --task {request.task})",
         )
     from visiontl_smp.build import build

@@ -187,21 +187,28 @@ def load_file(model: nn.Module, name: SmpName, model_id: str, path: Path) -> Wei
 
     obj = _read(path)
     if isinstance(obj, dict) and obj.get("format") == "visiontl-checkpoint":
+        from visiontl.contracts import DENSE_MAP, IMAGE_VECTOR
+        from visiontl.tasks.registry import output_of
+
         task = obj.get("task")
         source_id = str(obj.get("model_id", "?"))
-        if task == "classification":
-            return _from_classifier(model, name, model_id, path, source_id, obj["model"])
-        if task != "segmentation":
+        # By the run's output contract: an image-vector run (classification, a regression ...)
+        # holds a backbone, a dense-map run a whole model.
+        output = output_of(str(task or ""))
+        if output == IMAGE_VECTOR:
+            return _from_classifier(model, name, model_id, path, source_id, obj["model"], str(task))
+        if output != DENSE_MAP:
             raise WeightsError(
                 f"'{path}' is a visiontl {task} checkpoint ({source_id}); its weights do not fit '{model_id}'.",
                 fix="use a segmentation checkpoint, a classification checkpoint of the encoder's architecture, or an encoder state dict",
             )
-        return load_matching(model, obj["model"], f"file:{path} ({source_id} segmentation run)")
+        return load_matching(model, obj["model"], f"file:{path} ({source_id} {task} run)")
     state = read_state_dict(path)
     return load_matching(model, state, f"file:{path}", key_map=encoder_key_map(model))
 
 
-def _from_classifier(model: nn.Module, name: SmpName, model_id: str, path: Path, source_id: str, state: dict[str, Any]) -> WeightsReport:
+def _from_classifier(model: nn.Module, name: SmpName, model_id: str, path: Path, source_id: str, state: dict[str, Any],
+                     task: str = "classification") -> WeightsReport:
     from visiontl.weights import load_matching
 
     family, _, arch = source_id.partition(":")
@@ -209,7 +216,7 @@ def _from_classifier(model: nn.Module, name: SmpName, model_id: str, path: Path,
     if base != name.encoder_base:
         hint = f"smp:{name.arch}-tu-{base}" if family == "timm" else f"smp:{name.arch}-{base}"
         raise WeightsError(
-            f"'{path}' is a classification checkpoint of {source_id}, whose architecture '{base}' is not the encoder "
+            f"'{path}' is a {task} checkpoint of {source_id}, whose architecture '{base}' is not the encoder "
             f"'{name.encoder}' of '{model_id}'.",
             fix=f"use an id with that encoder, e.g. '{hint}'",
         )
@@ -219,9 +226,10 @@ def _from_classifier(model: nn.Module, name: SmpName, model_id: str, path: Path,
         target = key_map(key)
         return target if target is not None and target.startswith("encoder.") else None
 
-    report = load_matching(model, state, f"checkpoint-backbone:{path} ({source_id} classification run)", key_map=encoder_only)
+    report = load_matching(model, state, f"checkpoint-backbone:{path} ({source_id} {task} run)", key_map=encoder_only)
     encoder_keys = [k for k in cast("nn.Module", model.encoder).state_dict() if not k.endswith("num_batches_tracked")]
-    not_loaded = [k for k in encoder_keys if f"encoder.{k}" in report.missing]
+    left = {*report.missing, *report.reinitialised}
+    not_loaded = [k for k in encoder_keys if f"encoder.{k}" in left]
     if not_loaded:
         report.source += f"; {len(not_loaded)} encoder tensor(s) not in the checkpoint"
     return report

@@ -1,6 +1,11 @@
-"""visiontl plugin for timm (PyTorch Image Models): any timm model id for classification.
+"""visiontl plugin for timm (PyTorch Image Models): any timm model id, for every task whose
+models give an image-level vector (classification, and any plugin's task whose output is
+``IMAGE_VECTOR``: a regression, multi-label tagging ...).
 
 * ``timm:<name>`` or ``timm:<name>.<pretrained tag>`` (``timm:resnet50.a1_in1k``).
+* The head has ``num_classes`` outputs (K: classes, or a regression's targets); dense-map and
+  detection tasks get a clear error (timm backbones serve them through ``smp:<arch>-tu-<name>``
+  or ``torchvision:deeplabv3`` with ``options.backbone``).
 * ``pretrained: true`` loads through timm's own hub code (Hugging Face Hub or URL, with its
   cache); when the weights are not cached and the host is unreachable it fails in seconds.
 * ``weights: PATH`` loads a local state_dict or checkpoint; a mismatched head is re-initialised.
@@ -14,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from visiontl import hookimpl
-from visiontl.contracts import PluginInfo
+from visiontl.contracts import IMAGE_VECTOR, PluginInfo
 
 if TYPE_CHECKING:  # pragma: no cover
     from visiontl.cards import ModelCard
@@ -32,15 +37,24 @@ def visiontl_plugin_info() -> PluginInfo:
         tasks=(TASK,),
         requires=("timm>=0.9",),
         install_hint="pip install 'visiontl[timm]'",
-        description="every timm image model, with timm's group_matcher layer groups",
+        description="every timm image model, with timm's group_matcher layer groups, for any task of image-level outputs",
+        outputs=(IMAGE_VECTOR,),
     )
+
+
+def _serves(task: str | None, output: str = "") -> bool:
+    """Whether timm models serve ``task``: classification, any task asking for an image vector,
+    and (as before output contracts) a task that declares no output at all."""
+    from visiontl.tasks.registry import output_of
+
+    return task in (None, TASK) or output_of(task, output) in (IMAGE_VECTOR, "")
 
 
 @hookimpl
 def visiontl_model_names(family: str, task: str | None) -> list[str] | None:
     if family != FAMILY:
         return None
-    if task not in (None, TASK):
+    if not _serves(task):
         return []
     import timm
 
@@ -95,6 +109,17 @@ def visiontl_build(request: BuildRequest) -> BuiltModel | None:
     from visiontl_timm.hub import pretrained_model
 
     _check_name(request)
+    if not _serves(request.task, request.output):
+        from visiontl.contracts import OUTPUT_KINDS
+        from visiontl.errors import PluginError
+        from visiontl.tasks.registry import output_of
+
+        needs = output_of(request.task, request.output)
+        raise PluginError(
+            f"timm models give an image-level vector of K outputs; task '{request.task}' needs {OUTPUT_KINDS.get(needs, repr(needs))}.",
+            fix=f"use a family that provides it for {request.task} (see: visiontl models --task {request.task}); timm "
+            "backbones serve dense maps through smp:<arch>-tu-<name> or torchvision:deeplabv3 with options.backbone",
+        )
     name = request.model_id.name
     options = dict(request.options)
     try:

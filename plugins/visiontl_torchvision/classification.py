@@ -1,5 +1,9 @@
 """Building torchvision classifiers with a new head for the user's classes.
 
+They serve classification and every task whose output contract is an image-level vector
+(``IMAGE_VECTOR``: a regression, multi-label tagging ...): the head has ``num_classes`` (K)
+outputs whatever the task, and the build, weights, layer groups and feature split are the same.
+
 The architecture is created with ``weights=None`` (or with torchvision's weights, ImageNet
 shaped, when ``pretrained`` is asked for); then the classifier layer is replaced by a new one
 for ``num_classes``; a local weights file is loaded last, so a file that already has a head
@@ -84,7 +88,8 @@ def groups(built: BuiltModel) -> list[LayerGroup]:
 
 
 def build(request: BuildRequest) -> BuiltModel:
-    """Build ``request.model_id`` for classification with a new ``num_classes`` head.
+    """Build ``request.model_id`` with a new ``num_classes`` head (classification, or any
+    task of image-level outputs).
 
     Weights: a local file (``request.weights``) wins; else torchvision's published weights
     when ``request.pretrained`` (``options.weights`` picks the enum value); else random.

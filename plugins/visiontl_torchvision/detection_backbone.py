@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from visiontl.errors import ConfigError, PluginError
+from visiontl.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
@@ -115,16 +115,10 @@ def _build_classifier(spec: str, pretrained: bool, weights: Path | None) -> tupl
 
         built = classification.build(request)
         return built, classification.groups(built)
-    # Another family: ask its plugin, exactly as the core would.
-    from visiontl.plugin_manager import get_plugins
+    # Another family: ask its plugin, exactly as the core would (the documented plugin API).
+    from visiontl.plugin_manager import build_with_groups
 
-    plugins = get_plugins()
-    plugins.require_family(mid.family)
-    built = plugins.hook.visiontl_build(request=request)
-    if built is None:
-        raise PluginError(f"No plugin built the backbone '{mid}'.", fix="see: visiontl plugins")
-    groups = plugins.hook.visiontl_freeze(built=built) or []
-    return built, list(groups)
+    return build_with_groups(request)
 
 
 def _remove_modules(model: nn.Module, params: list[str]) -> None:

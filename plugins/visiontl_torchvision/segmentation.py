@@ -1,5 +1,9 @@
 """torchvision semantic segmentation: the stock models, and heads over any classifier.
 
+They serve ``segmentation`` and every task whose output contract is a dense K-channel map
+(``DENSE_MAP``: depth, saliency, a plugin's per-pixel task), with ``num_classes`` (K) output
+channels.
+
 Stock models (``torchvision:<builder>``): ``deeplabv3_resnet50``, ``deeplabv3_resnet101``,
 ``deeplabv3_mobilenet_v3_large``, ``lraspp_mobilenet_v3_large``, ``fcn_resnet50``,
 ``fcn_resnet101``, built for the user's classes. Weights:
@@ -244,7 +248,12 @@ def _whole_model_file(path: Path) -> bool:
     except Exception:  # noqa: BLE001 - unreadable files are reported by the loader that follows
         return False
     if isinstance(obj, dict) and obj.get("format") == "visiontl-checkpoint":
-        return obj.get("task") == "segmentation"
+        # A run of any dense-map task (segmentation, or a plugin's) holds a whole model; a
+        # classifier's run holds a backbone.
+        from visiontl.contracts import DENSE_MAP
+        from visiontl.tasks.registry import output_of
+
+        return output_of(str(obj.get("task") or "")) == DENSE_MAP
     from visiontl.weights import read_state_dict
 
     keys = list(read_state_dict(path))

@@ -82,14 +82,10 @@ def build_classifier(backbone_id: str, pretrained: bool, weights: Path | None, o
 
         built = build(request)
         return built, groups(built)
-    from visiontl.plugin_manager import get_plugins
+    # Another family: ask its plugin, exactly as the core would (the documented plugin API).
+    from visiontl.plugin_manager import build_with_groups
 
-    plugins = get_plugins()
-    plugins.require_family(mid.family)
-    built = plugins.hook.visiontl_build(request=request)
-    if built is None:
-        raise PluginError(f"No plugin built the backbone '{backbone_id}'.", fix="see: visiontl plugins")
-    return built, list(plugins.hook.visiontl_freeze(built=built) or [])
+    return build_with_groups(request)
 
 
 def cut_backbone(built: BuiltModel, groups: list[LayerGroup], backbone_id: str) -> Backbone:

@@ -68,10 +68,15 @@ def visiontl_build(request: BuildRequest) -> BuiltModel | None:
     if request.model_id.family != FAMILY:
         return None
     if request.task not in TASKS:
+        from visiontl.contracts import OUTPUT_KINDS
         from visiontl.errors import PluginError
+        from visiontl.tasks.registry import output_of
 
+        # Detectors stay with the detection tasks: their targets are part of the contract.
+        needs = output_of(request.task, request.output)
         raise PluginError(
-            f"Ultralytics models serve the tasks {', '.join(TASKS)}, not '{request.task}'.",
+            f"Ultralytics models are detectors for the tasks {', '.join(TASKS)}, not '{request.task}'"
+            + (f" (which needs {OUTPUT_KINDS.get(needs, needs)})." if needs else "."),
             fix="pick a model id of a family that serves this task (see: visiontl models --task " + request.task + ")",
         )
     from visiontl_ultralytics.build import build

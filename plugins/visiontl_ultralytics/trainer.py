@@ -145,7 +145,7 @@ class PhaseHooks:
             metrics.update({f"ultralytics/{k}": float(v) for k, v in own.items() if isinstance(v, (int, float))})
         driver.last_metrics = metrics
         value = float(metrics.get(driver.primary, float("nan")))
-        fitness = value if driver.task.higher_is_better else -value
+        fitness = value if driver.higher_is_better else -value
         # a NaN fitness (no objects in the validation set) would trigger Ultralytics' NaN recovery
         fitness = fitness if math.isfinite(fitness) else -1.0
         scalars = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -168,6 +168,9 @@ class UltralyticsDriver:
         self.options = dict(self.extras.get("options", {}))
         self.segment = bool(self.extras.get("segment", False))
         self.primary = self.recipe.eval.metric or self.task.primary_metric
+        # The direction of the metric that picks the best epoch (eval.metric's, not always the
+        # primary metric's).
+        self.higher_is_better = self.task.higher_is_better_for(self.primary)
         self.device = resolve_device(self.recipe.train.device)
         check_precision(self.recipe.train.precision, self.device)
         settings.check_recipe(self.recipe, self.device.type)
@@ -365,7 +368,7 @@ class UltralyticsDriver:
         if best is None or (isinstance(best, float) and math.isnan(best)):
             return not math.isnan(value)
         delta = self.recipe.train.early_stopping.min_delta
-        return value > best + delta if self.task.higher_is_better else value < best - delta
+        return value > best + delta if self.higher_is_better else value < best - delta
 
     def epoch_end(self, hooks: PhaseHooks, trainer: Any) -> None:
         """One row, checkpoints and the epoch event (Ultralytics' ``on_fit_epoch_end``)."""

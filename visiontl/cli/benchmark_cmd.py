@@ -20,8 +20,9 @@ from visiontl.cli.options import data_root_option, set_option
 @click.option("--formats", "formats", default="torch", show_default=True, metavar="F1,F2|all",
               help="torch, torchscript, onnx, onnx-int8, openvino, openvino-int8 (or all).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda (exports are measured on the CPU).")
-@click.option("--data", type=click.Path(exists=True, path_type=Path), default=None,
-              help="Dataset to score accuracy on (the target recipe's format; bare ids: imagefolder with train/ and val/).")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Dataset to score accuracy on (the target recipe's format; bare ids: imagefolder with train/ and val/); "
+                   "a relative path is looked up under the data root, then the working directory, as recipes' data.root.")
 @click.option("--calib", type=click.Path(exists=True, path_type=Path), default=None,
               help="Folder of int8 calibration images (default: the run's or --data's training images, else noise).")
 @click.option("--limit", type=int, default=None, help="Score accuracy on the first N validation images only.")
@@ -81,6 +82,11 @@ def benchmark_command(targets: tuple[str, ...], task: str | None, input_size: st
 
     if as_json and as_csv:
         raise ConfigError("--json and --csv are exclusive.", fix="pick one (the other can be made from --out of the first)")
+    if data is not None:
+        from visiontl.data.paths import resolve_data_path
+
+        # Resolved as a recipe's data.root is: the --help example's `--data hymenoptera_data` works.
+        data = resolve_data_path(data, data_root.resolve() if data_root else None, what="--data")
     spec = SuiteSpec(
         formats=parse_formats(formats), precisions=parse_list(precision, "precision", PRECISIONS), batches=parse_batches(batch),
         threads=threads, device=device, input_size=parse_size(input_size), task=task, num_classes=num_classes,

@@ -47,7 +47,11 @@ def validate_command(recipe: Path, overrides: tuple[str, ...], data_root: Path |
     info = report.info
     if info is not None:
         splits = ", ".join(f"{split} {info.images(split)} images" for split in info.counts)
-        summary += f"; data: {info.num_classes} class{'es' if info.num_classes != 1 else ''}, {splits}"
+        from visiontl.tasks.base import count_of
+        from visiontl.tasks.registry import find_task
+
+        task = find_task(loaded.task)
+        summary += f"; data: {task.labels_line(info) if task is not None else count_of(info.num_classes, 'classes')}, {splits}"
     elif loaded.data.synthesize:
         summary += f"; data: generated at the first run (data.synthesize: {loaded.data.synthesize})"
     click.echo(summary)

@@ -22,6 +22,11 @@ def models_command(task: str | None, family: str | None, show_all: bool, as_json
     """
     from visiontl.catalogue import buildable_ids, catalogue
 
+    if task is not None:
+        from visiontl.plugin_manager import get_plugins
+        from visiontl.tasks.registry import resolve_task
+
+        resolve_task(get_plugins(), task)  # an unknown task name: did-you-mean, not an empty list
     if show_all:
         ids = buildable_ids(task=task, family=family)
         if as_json:
@@ -48,7 +53,9 @@ def models_command(task: str | None, family: str | None, show_all: bool, as_json
             "yes" if c.weights else "no",
         ])
     click.echo(table(rows, ["id", "tasks", "params(M)", "GMACs", "published", "weights"]))
-    counts = {fam: len(names) for fam, names in buildable_ids(task=task, family=family).items()}
+    # Only the ids not already listed above count as "beyond the catalogue".
+    shown = {c.id for c in cards}
+    counts = {fam: n for fam, names in buildable_ids(task=task, family=family).items() if (n := len({f"{fam}:{name}" for name in names} - shown))}
     if counts:
         click.echo("\nBuildable ids beyond the catalogue: " + ", ".join(f"{f} {n}" for f, n in counts.items()) + " (visiontl models --all)")
 

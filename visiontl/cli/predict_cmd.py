@@ -45,17 +45,25 @@ def predict_command(target: Path, images: tuple[Path, ...], topk: int, score_thr
 
 @click.command("eval")
 @click.argument("target", type=click.Path(exists=True, path_type=Path))
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Dataset to evaluate on instead of the recipe's (its format); a relative path is looked up under the "
+                   "data root, then the working directory, as recipes' data.root. Same as --set data.root=PATH.")
 @set_option
 @data_root_option
 @json_option
-def eval_command(target: Path, overrides: tuple[str, ...], data_root: Path | None, as_json: bool) -> None:
+def eval_command(target: Path, data: Path | None, overrides: tuple[str, ...], data_root: Path | None, as_json: bool) -> None:
     """Evaluate TARGET (run directory, checkpoint or ensemble recipe) on its validation data.
 
-    Use --set data.root=... / data.val=... to evaluate on other data.
+    Use --data PATH (or --set data.root=... / data.val=...) to evaluate on other data.
     """
     from visiontl import api
 
-    metrics = api.evaluate(target, list(overrides), data_root=data_root.resolve() if data_root else None)
+    root = data_root.resolve() if data_root else None
+    if data is not None:
+        from visiontl.data.paths import resolve_data_path
+
+        overrides = (f"data.root={resolve_data_path(data, root, what='--data')}", *overrides)
+    metrics = api.evaluate(target, list(overrides), data_root=root)
     if as_json:
         echo_json(metrics)
         return

@@ -45,7 +45,7 @@ def run_command(recipe: Path | None, overrides: tuple[str, ...], data_root: Path
     if dry_run:
         prepared = api.prepare(loaded, data_root=data_root.resolve() if data_root else None)
         click.echo(f"Model {prepared.built.model_id} ({prepared.built.weights.source}); task {loaded.task}; "
-                   f"{len(prepared.info.class_names)} classes; "
+                   f"{prepared.task.labels_line(prepared.info)}; "
                    + ", ".join(f"{split}: {prepared.info.images(split)} images" for split in prepared.info.counts))
         click.echo(prepared.plan.table())
         return

@@ -15,14 +15,15 @@ def _candidate(text: str) -> tuple[str, Path | None]:
 
 
 @click.command("select")
-@click.option("--task", default="classification", show_default=True, help="classification, detection, instance_segmentation or segmentation.")
+@click.option("--task", default="classification", show_default=True,
+              help="Any installed task: classification, detection, instance_segmentation, segmentation, or a plugin's (see: visiontl plugins).")
 @click.option("--target", default="server", show_default=True, help="Deployment target: edge, mobile, server, cloud, local (this machine, after --calibrate).")
 @click.option("--images", type=int, default=None, help="Number of training images.")
 @click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None, help="Dataset folder to count images (and classes) in.")
 @click.option("--max-latency-ms", type=float, default=None, help="Batch-1 latency budget (default: the target's).")
 @click.option("--max-params", type=float, default=None, help="Largest parameter count, in millions.")
 @click.option("--max-size-mb", type=float, default=None, help="Largest weights file at the target's precision (default: the target's).")
-@click.option("--min-metric", type=float, default=None, help="Lowest selection metric (top-1, box mAP, mIoU ...).")
+@click.option("--min-metric", type=float, default=None, help="Lowest selection metric (top-1, box mAP, mIoU ...; highest for a lower-is-better one).")
 @click.option("--top", type=int, default=5, show_default=True, help="Candidates to show.")
 @click.option("--priority", type=click.Choice(["accuracy", "balanced", "latency", "speed"]), default=None, help="How much latency counts against accuracy (default: the target's).")
 @click.option("--measure", is_flag=True, help="Benchmark the shortlisted candidates on this machine and re-rank (imports torch).")
@@ -41,6 +42,7 @@ def select_command(task: str, target: str, images: int | None, data: Path | None
     \b
     Examples:
       visiontl select --task segmentation --target edge
+      visiontl select --task multilabel --target mobile --write-recipe tags.yaml   (a plugin's task)
       visiontl select --task classification --target mobile --images 30000
       visiontl select --target local --measure           (after: visiontl select --calibrate)
       visiontl select --probe data/hymenoptera_data --candidate torchvision:squeezenet1_1=weights/squeezenet1_1_imagenet_features.pth --candidate torchvision:squeezenet1_1
@@ -126,7 +128,8 @@ def _print(selection, probe_rows, recipe_path) -> None:
         rows.append([f"{i}{mark}", c.id, f"{c.metric.value:g}" if c.metric else "-", f"{lat:.1f}" if lat is not None else "-",
                      f"{c.params_m:.1f}" if c.params_m is not None else "-", f"{c.score:.1f}"])
     if rows:
-        click.echo(table(rows, ["#", "model", "metric", "latency ms", "params M", "score"]))
+        label = next((c.metric_label for c in selection.candidates if c.metric is not None), "metric")
+        click.echo(table(rows, ["#", "model", label, "latency ms", "params M", "score"]))
     else:
         click.echo("No model meets the constraints.")
     click.echo("")

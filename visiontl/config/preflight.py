@@ -10,7 +10,8 @@ installed plugins or the data is checked here, without building a model or train
   set under it exist; the task scans the dataset (``TaskAdapter.inspect``) and its loss takes
   the recipe's loss settings;
 * ``data.format`` is one the task reads, and ``eval.metric`` one its evaluator reports
-  (``TaskAdapter.metric_names``);
+  (``TaskAdapter.metric_names``, or a lower-is-better metric it declares such as ``val_loss``:
+  the best epoch then takes the lowest value);
 * ``train.device`` and ``train.precision`` are available here, the export section's
   formats take its precision, and distillation teachers exist.
 
@@ -224,6 +225,8 @@ def _check_model(recipe: Recipe, plugins: Plugins, *, task_known: bool = True) -
     if for_task is None or _listed(model_id.name, for_task):
         return []
     listing = f"visiontl models --family {model_id.family} --task {recipe.task} --all"
+    if not for_task and _provides_output(plugins, model_id.family, recipe.task):
+        return []  # the family builds the task's output for any task: its build decides
     if not for_task:
         served = ", ".join(sorted(plugins.require_family(model_id.family).tasks)) or "other tasks"
         return [Problem("model.id", ConfigError(
@@ -234,6 +237,14 @@ def _check_model(recipe: Recipe, plugins: Plugins, *, task_known: bool = True) -
         f"'{model_id}' is not a model for task '{recipe.task}'.",
         fix=f"pick one that is; list them with: {listing}",
     ))]
+
+
+def _provides_output(plugins: Plugins, family: str, task: str) -> bool:
+    """Whether ``family`` declares the output contract ``task`` needs (``PluginInfo.outputs``)."""
+    from visiontl.tasks.registry import output_of
+
+    output = output_of(task, plugins=plugins)
+    return bool(output) and family in plugins.families_providing(output)
 
 
 def _listed(name: str, names: Sequence[str]) -> bool:
@@ -385,9 +396,12 @@ def _check_metric(recipe: Recipe, task: TaskAdapter, info: DataInfo | None) -> l
     from visiontl.ids import suggest
 
     metric = recipe.eval.metric
-    declared: tuple[str, ...] = tuple(getattr(task, "metric_names", ()) or ())
-    if metric is None or not declared:
+    names: tuple[str, ...] = tuple(getattr(task, "metric_names", ()) or ())
+    if metric is None or not names:
         return []
+    # A metric whose direction the task declares (val_loss, an error) is one it reports: the
+    # best epoch, early stopping and a plateau scheduler take its direction from the task.
+    declared = (*names, *(n for n in getattr(task, "lower_is_better_metrics", ()) if n not in names))
     fillings = _fillings(recipe, info)
     if any(_metric_pattern(name, fillings).match(metric) for name in declared):
         return []
@@ -395,8 +409,6 @@ def _check_metric(recipe: Recipe, task: TaskAdapter, info: DataInfo | None) -> l
     wanted = metric.lower()
     close = suggest(metric, concrete, n=1) or sorted((n for n in concrete if n.startswith(wanted) or wanted in n), key=len)[:1]
     hint = f" Did you mean '{close[0]}'?" if close else ""
-    if "loss" in wanted and task.higher_is_better:
-        hint += " A loss cannot pick the best epoch here: the epoch with the highest value wins."
     shown = [n if "<class>" in n else _expand(n, fillings)[0] for n in declared]
     default = f" (the default is '{task.primary_metric}')" if task.primary_metric else ""
     return [Problem("eval.metric", ConfigError(

@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from visiontl.search.section import SearchSection
+
 #: A learning rate: one value for every group, ``[low, high]`` spread geometrically from the
 #: first group to the head, or an explicit ``{group: lr}`` map (``default`` covers the rest).
 LearningRate = float | tuple[float, float] | dict[str, float]
@@ -440,7 +442,11 @@ class TrainSection(Section):
 class EvalSection(Section):
     """How to evaluate."""
 
-    metric: str | None = Field(None, description="Metric that decides the best epoch; default: the task's (accuracy).")
+    metric: str | None = Field(
+        None,
+        description="Metric that decides the best epoch and early stopping, in the task's direction for it "
+        "(lowest wins for val_loss and errors); default: the task's primary metric (accuracy).",
+    )
     topk: int = Field(5, ge=1, description="k of the top-k accuracy (capped at the number of classes).")
     score_threshold: float = Field(
         0.5, ge=0.0, le=1.0, description="Lowest score of a predicted object that predict draws and lists."
@@ -538,3 +544,6 @@ class Recipe(Section):
     )
     distill: DistillSection | None = Field(None, description="Train the model as a student of a teacher or an ensemble.")
     export: ExportSection | None = Field(None, description="Export the trained model at the end of the run.")
+    search: SearchSection | None = Field(
+        None, description="Settings of visiontl search (docs/search.md); visiontl run ignores them."
+    )

@@ -11,6 +11,7 @@ from typing import Any
 from visiontl.contracts import TrainJob, TrainResult
 from visiontl.data.integrity import without_files
 from visiontl.runs.layout import RunDir
+from visiontl.tasks.base import count_of
 
 
 def environment() -> dict[str, str]:
@@ -49,6 +50,8 @@ def build_summary(job: TrainJob, result: TrainResult, started: dt.datetime, fini
         "data": {
             "root": job.recipe.data.root,
             "classes": list(info.class_names),
+            # what the names above are to the task (classes; a regression's targets)
+            "label_kind": getattr(job.task, "label_kind", "classes"),
             "counts": info.counts,
             "images": {split: info.images(split) for split in info.counts},
             "skipped_count": len(skipped),
@@ -70,21 +73,30 @@ def build_summary(job: TrainJob, result: TrainResult, started: dt.datetime, fini
     }
 
 
-def write_report(run: RunDir, summary: dict[str, Any], task_lines: list[str], plots: list[Path]) -> Path:
-    """A short human-readable report.md."""
+def write_report(run: RunDir, summary: dict[str, Any], task_lines: list[str], plots: list[Path], heading: str = "Per class (final epoch)") -> Path:
+    """A short human-readable report.md.
+
+    Args:
+        task_lines: the task's own lines (``TaskAdapter.report_lines``), under ``heading``
+            (``TaskAdapter.report_heading``).
+    """
     primary = summary["primary_metric"]
     best = summary["best"]
     final = summary["final"]
     weights = summary["weights"]
+    new_head = len(weights["reinitialised"])
     lines = [
         f"# {summary['model_id']} — {summary['task']}",
         "",
         f"- Run: `{summary['run_dir']}`",
-        f"- Weights: {weights['source']} ({weights['loaded']} tensors loaded, "
-        f"{len(weights['reinitialised'])} re-initialised, {len(weights['missing'])} missing)",
+        # A re-initialised head is counted once, as the new head (older summaries listed its
+        # tensors under missing too).
+        f"- Weights: {weights['source']} ({weights['loaded']} tensors loaded"
+        + (f", new head ({new_head} tensors)" if new_head else "")
+        + f", {len([k for k in weights['missing'] if k not in weights['reinitialised']])} missing)",
         f"- Strategy: {summary['strategy']} — " + ", ".join(f"{p['name']} ({p['epochs']} ep)" for p in summary["phases"]),
         f"- Best {primary}: **{best[primary]:.4f}** at epoch {best['epoch']}; final {primary}: {final.get(primary, float('nan')):.4f}",
-        f"- Data: {len(summary['data']['classes'])} classes, "
+        f"- Data: {count_of(len(summary['data']['classes']), summary['data'].get('label_kind', 'classes'))}, "
         + ", ".join(f"{split} {n}" for split, n in summary["data"]["images"].items())
         + f" images; {summary['data']['skipped_count']} file(s) skipped",
         f"- Time: {summary['timings_s'].get('train_total', 0):.1f} s on {summary.get('device', '?')} ({summary.get('precision', '?')})",
@@ -98,7 +110,7 @@ def write_report(run: RunDir, summary: dict[str, Any], task_lines: list[str], pl
             lines.append(f"- {a['phase']}: {a['params_checked']} frozen parameters and {a['buffers_checked']} BN buffers unchanged")
         lines.append("")
     if task_lines:
-        lines += ["## Per class (final epoch)", "", *task_lines, ""]
+        lines += [f"## {heading}", "", *task_lines, ""]
     if summary.get("report_lines"):
         # Trainers with their own loop (Ultralytics) add what a reader should know.
         lines += ["## Trainer notes", "", *summary["report_lines"], ""]

@@ -31,8 +31,7 @@ def measure(selection: Selection, threads: int | None = None, min_seconds: float
         if selection.target.name == "local" and c.measured_ms > selection.budget_ms:
             selection.rejected.insert(0, Rejected(c.id, f"measured {c.measured_ms:.0f} ms > {selection.budget_ms:.0f} ms budget", c.measured_ms / selection.budget_ms - 1))
             continue
-        value = c.metric.value if c.metric is not None else 0.0
-        c.score = value - weight * math.log2(c.measured_ms / selection.budget_ms)
+        c.score = c.ranked_value - weight * math.log2(c.measured_ms / selection.budget_ms)
         kept.append(c)
     kept.sort(key=lambda c: -c.score)
     for c in kept:

@@ -9,7 +9,19 @@ import yaml
 from visiontl.errors import ConfigError
 from visiontl.selection.engine import Selection
 
+#: The data format written for the built-in tasks (kept for callers; any other task gets the
+#: first format it declares, ``TaskAdapter.formats``).
 DATA_FORMATS = {"classification": "imagefolder", "detection": "coco", "instance_segmentation": "coco", "segmentation": "masks"}
+
+
+def data_format(task: str) -> str | None:
+    """The ``data.format`` to write for ``task``: the first one the task reads."""
+    if task in DATA_FORMATS:
+        return DATA_FORMATS[task]
+    from visiontl.tasks.registry import find_task
+
+    adapter = find_task(task)
+    return adapter.formats[0] if adapter is not None and adapter.formats else None
 
 
 def recipe_for(selection: Selection, data: Path | None) -> dict:
@@ -32,7 +44,7 @@ def recipe_for(selection: Selection, data: Path | None) -> dict:
         optimizer["lr"] = [0.0001, 0.001]
     recipe: dict = {
         "task": selection.task,
-        "data": {"format": DATA_FORMATS[selection.task], "root": str(data) if data is not None else "CHANGE_ME: your dataset folder"},
+        "data": {"root": str(data) if data is not None else "CHANGE_ME: your dataset folder"},
         "model": {"id": best.id, "pretrained": True},
         "strategy": strategy,
         "optimizer": optimizer,
@@ -40,6 +52,9 @@ def recipe_for(selection: Selection, data: Path | None) -> dict:
         "augmentation": {"preset": advice.augmentation},
         "train": {"epochs": epochs, "batch_size": 32},
     }
+    fmt = data_format(selection.task)
+    if fmt is not None:
+        recipe["data"] = {"format": fmt, **recipe["data"]}
     for key, value in advice.regularisation.items():
         section, _, field = key.partition(".")
         recipe.setdefault(section, {})[field] = value
@@ -60,6 +75,9 @@ def write_recipe(selection: Selection, path: Path, data: Path | None) -> Path:
         *(f"# {line}" for line in selection.advice.reasons),
     ]
     if selection.advice.export:
-        header.append(f"# Deploy: export to {', '.join(selection.advice.export)} at {selection.advice.precision} (visiontl export).")
+        advice = selection.advice
+        header.append(f"# Deploy: visiontl export RUN --format {advice.export[0]} --precision {advice.export_precision}"
+                      + "".join(f" (or --format {f})" for f in advice.export[1:])
+                      + (f" ({advice.precision} is the deployment runtime's to apply)" if advice.export_precision != advice.precision else "") + ".")
     path.write_text("\n".join(header) + "\n" + yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
     return path

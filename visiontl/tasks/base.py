@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
     from visiontl.config.schema import Recipe
     from visiontl.contracts import Preprocessing
+    from visiontl.tasks.selection import SelectionMetric
 
 
 @dataclass
@@ -118,17 +119,70 @@ class TaskAdapter(ABC):
         name: the task's name in recipes (``task: classification``).
         formats: dataset formats it reads (``data.format``).
         primary_metric: the metric that decides the best epoch.
-        higher_is_better: direction of the primary metric.
+        higher_is_better: direction of the primary metric (``False`` for an error such as MAE).
+        output: what the task needs from a model, an output contract of
+            :mod:`visiontl.contracts`: ``IMAGE_VECTOR`` (``(batch, K)``), ``DENSE_MAP``
+            (``(batch, K, H, W)``), ``DETECTOR``, or a plugin's own. Every family that
+            provides that output for any task (``PluginInfo.outputs``: timm and torchvision
+            classifiers, torchvision segmenters, SMP ...) builds models for the task, with
+            ``K`` = ``len(DataInfo.class_names)``. Empty: only families that know the task by
+            name serve it.
+        label_kind: what ``DataInfo.class_names`` are, for reports (``classes``; a regression's
+            ``targets``).
+        report_heading: the heading of :meth:`report_lines` in report.md.
     """
 
     name: str = ""
     formats: tuple[str, ...] = ()
     primary_metric: str = ""
     higher_is_better: bool = True
+    output: str = ""
+    label_kind: str = "classes"
+    report_heading: str = "Final epoch"
     #: Scalar metrics the evaluator reports that ``eval.metric`` may name. Placeholders:
     #: ``<topk>`` (eval.topk capped at the class count), ``<class>`` (a class name in
     #: metric-key form); any other ``<...>`` matches any text. Empty: not declared, not checked.
     metric_names: tuple[str, ...] = ()
+    #: Metrics (same placeholders) for which lower is better, besides the primary metric when
+    #: ``higher_is_better`` is False: ``eval.metric`` may name them too, and the best epoch,
+    #: early stopping and a plateau scheduler then minimise them. Every other metric is
+    #: higher-is-better.
+    lower_is_better_metrics: tuple[str, ...] = ("val_loss",)
+
+    # ------------------------------------------------------------------ metrics
+    def higher_is_better_for(self, metric: str | None = None) -> bool:
+        """The direction of ``metric`` (``None``: the primary metric).
+
+        Example:
+            >>> from visiontl.tasks.classification import ClassificationTask
+            >>> t = ClassificationTask()
+            >>> t.higher_is_better_for("accuracy"), t.higher_is_better_for("val_loss")
+            (True, False)
+        """
+        if metric is None or metric == self.primary_metric:
+            return self.higher_is_better
+        return not any(metric_matches(name, metric) for name in self.lower_is_better_metrics)
+
+    def selection_metric(self) -> SelectionMetric:
+        """What ``visiontl select`` ranks models by for this task.
+
+        The default is a labelled proxy chosen from :attr:`output` (a backbone's ImageNet
+        top-1 for image-level outputs, an encoder's for dense maps, COCO box mAP for
+        detectors; see :func:`visiontl.tasks.selection.proxy_metric`). A task whose models
+        publish figures of its own returns the rules that match them (metric *and* dataset).
+        """
+        from visiontl.tasks.selection import proxy_metric
+
+        return proxy_metric(self.output, self.name, self.primary_metric)
+
+    def large_data_settings(self) -> dict[str, Any]:
+        """Recipe settings ``visiontl select`` advises for large datasets (full fine-tuning),
+        as ``{"section.field": value}``; only settings this task reads. Default: none."""
+        return {}
+
+    def labels_line(self, info: DataInfo) -> str:
+        """How reports name the labels: ``"2 classes"``, ``"1 target"``."""
+        return count_of(info.num_classes, self.label_kind)
 
     # ------------------------------------------------------------------ data
     @abstractmethod
@@ -230,11 +284,57 @@ class TaskAdapter(ABC):
         """
         return None
 
+    # ------------------------------------------------------------------ ensembles
+    def combine_outputs(self, outputs: Sequence[Any], weights: Any) -> Any:
+        """One output from several models' eval outputs for the same batch (an ensemble).
+
+        Args:
+            outputs: each member's eval output, in this task's form.
+            weights: one weight per member, summing to 1 (a 1-D tensor when called by an
+                ensemble model: use tensor operations, so that exports trace them).
+
+        Returns:
+            The combined output, in the same form (the evaluator, prediction and export take
+            it like one model's).
+
+        Raises:
+            NotImplementedError: the task does not say how its outputs combine (the default):
+                ``visiontl.ensemble`` then refuses ensembles of it with that reason.
+        """
+        raise NotImplementedError(f"task '{self.name}' does not say how to combine several models' outputs (TaskAdapter.combine_outputs)")
+
     # ------------------------------------------------------------------ reports
     def plots(self, metrics: dict[str, Any], info: DataInfo, out_dir: Path) -> list[Path]:
         """Task-specific figures for the run directory (e.g. a confusion matrix)."""
         return []
 
     def report_lines(self, metrics: dict[str, Any], info: DataInfo) -> list[str]:
-        """Task-specific lines for report.md."""
+        """Task-specific lines for report.md, under :attr:`report_heading`."""
         return []
+
+
+def count_of(n: int, kind: str) -> str:
+    """``n`` labels of a kind, in words: ``count_of(3, "classes")`` is ``"3 classes"``,
+    ``count_of(1, "targets")`` is ``"1 target"``.
+
+    Example:
+        >>> count_of(1, "classes"), count_of(2, "targets")
+        ('1 class', '2 targets')
+    """
+    if n != 1:
+        return f"{n} {kind}"
+    return f"1 {kind[:-2] if kind.endswith('sses') else kind.removesuffix('s')}"
+
+
+def metric_matches(declared: str, metric: str) -> bool:
+    """Whether a declared metric name (``<...>`` placeholders match any text) names ``metric``.
+
+    Example:
+        >>> metric_matches("iou_<class>", "iou_person"), metric_matches("val_loss", "loss")
+        (True, False)
+    """
+    import re
+
+    parts = re.split(r"(<[^>]+>)", declared)
+    pattern = "".join(".+" if re.fullmatch(r"<[^>]+>", p) else re.escape(p) for p in parts)
+    return re.fullmatch(pattern, metric) is not None

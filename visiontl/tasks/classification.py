@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from visiontl.contracts import IMAGE_VECTOR
 from visiontl.data.classification import (
     ImageClassificationDataset,
     Sample,
@@ -21,6 +22,7 @@ from visiontl.data.paths import provenance, resolve_data_path
 from visiontl.errors import ConfigError, DataError
 from visiontl.ids import suggest
 from visiontl.tasks.base import Batch, DataInfo, Evaluator, PredictionResult, TaskAdapter
+from visiontl.tasks.selection import IMAGENET_TOP1, SelectionMetric
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -64,8 +66,19 @@ class ClassificationTask(TaskAdapter):
     formats = ("imagefolder", "csv")
     primary_metric = "accuracy"
     higher_is_better = True
+    output = IMAGE_VECTOR
+    report_heading = "Per class (final epoch)"
     #: What ``eval.metric`` may name (``<topk>``: eval.topk capped at the number of classes).
-    metric_names = ("accuracy", "top<topk>_accuracy", "macro_precision", "macro_recall", "macro_f1")
+    metric_names = ("accuracy", "top<topk>_accuracy", "macro_precision", "macro_recall", "macro_f1", "val_loss")
+
+    def selection_metric(self) -> SelectionMetric:
+        """ImageNet-1k top-1, as the catalogues publish it (a figure on another dataset is
+        shown for what it is, never ranked with these)."""
+        return SelectionMetric("ImageNet top-1", (IMAGENET_TOP1,))
+
+    def large_data_settings(self) -> dict[str, Any]:
+        """Stronger regularisation for full fine-tuning on large data."""
+        return {"loss.label_smoothing": 0.1, "augmentation.mixup": 0.2}
 
     # ------------------------------------------------------------------ data
     def _scan(self, recipe: Recipe, data_root: Path) -> tuple[list[str], list[Sample], list[Sample], dict[str, str]]:
@@ -228,6 +241,17 @@ class ClassificationTask(TaskAdapter):
     # ------------------------------------------------------------------ eval
     def evaluator(self, recipe: Recipe, info: DataInfo) -> Evaluator:
         return ClassificationEvaluator(info.class_names, recipe.eval.topk)
+
+    def combine_outputs(self, outputs: Sequence[Any], weights: Any) -> Any:
+        """``log(sum_i w_i softmax(z_i))``: log-probabilities are valid logits (softmax gives
+        the averaged probabilities back, argmax the ensemble's class), computed stably."""
+        import torch
+        import torch.nn.functional as F
+
+        w = weights if isinstance(weights, torch.Tensor) else torch.as_tensor(list(weights), dtype=torch.float32)
+        log_w = torch.log(w.to(device=outputs[0].device, dtype=torch.float32))
+        log_probs = torch.stack([F.log_softmax(z.float(), dim=1) for z in outputs])
+        return torch.logsumexp(log_probs + log_w.view(-1, 1, 1), dim=0)
 
     def plots(self, metrics: dict[str, Any], info: DataInfo, out_dir: Path) -> list[Path]:
         from visiontl.runs.plots import plot_confusion_matrix

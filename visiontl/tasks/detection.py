@@ -54,9 +54,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from visiontl.contracts import DETECTOR
 from visiontl.data.classification import Unreadable
 from visiontl.errors import ConfigError
 from visiontl.tasks.base import Batch, DataInfo, Evaluator, PredictionResult, TaskAdapter
+from visiontl.tasks.selection import FigureRule, SelectionMetric
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -82,12 +84,24 @@ class DetectionTask(TaskAdapter):
     formats = ("coco", "yolo")
     primary_metric = "map"
     higher_is_better = True
+    output = DETECTOR
+    report_heading = "Per class (final epoch)"
     #: What ``eval.metric`` may name; the ``mask_*`` metrics are reported with ``masks=True``.
     metric_names = ("map", "map50", "map75", "map_small", "map_medium", "map_large", "mar100", "mask_map", "mask_map50", "mask_map75")
+    #: The evaluator reports no loss: every metric above is higher-is-better.
+    lower_is_better_metrics = ()
 
     def __init__(self, masks: bool = False) -> None:
         self.masks = masks
         self.name = "instance_segmentation" if masks else "detection"
+
+    def selection_metric(self) -> SelectionMetric:
+        """COCO mask mAP (instance segmentation; box mAP where a card has no mask figure) or
+        COCO box mAP, as the detection catalogues publish them."""
+        box = FigureRule("box_map", "coco", "COCO box mAP")
+        if self.masks:
+            return SelectionMetric("COCO mask mAP", (FigureRule("mask_map", "coco", "COCO mask mAP"), box))
+        return SelectionMetric("COCO box mAP", (box,))
 
     # ------------------------------------------------------------------ data
     def inspect(self, recipe: Recipe, data_root: Path) -> DataInfo:

@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from visiontl.contracts import DENSE_MAP
 from visiontl.data.classification import Unreadable
 from visiontl.data.segmentation.dataset import SegItem
 from visiontl.errors import ConfigError, DataError
 from visiontl.ids import suggest
 from visiontl.tasks.base import Batch, DataInfo, Evaluator, PredictionResult, TaskAdapter
+from visiontl.tasks.selection import FigureRule, SelectionMetric
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -123,8 +125,19 @@ class SegmentationTask(TaskAdapter):
     formats = ("masks",)
     primary_metric = "miou"
     higher_is_better = True
+    output = DENSE_MAP
+    report_heading = "Per class (final epoch)"
     #: What ``eval.metric`` may name (``iou_<class>``: per class, up to MAX_SCALAR_CLASSES classes).
-    metric_names = ("miou", "mean_dice", "pixel_accuracy", "mean_accuracy", "fw_iou", "iou_<class>")
+    metric_names = ("miou", "mean_dice", "pixel_accuracy", "mean_accuracy", "fw_iou", "iou_<class>", "val_loss")
+
+    def selection_metric(self) -> SelectionMetric:
+        """Published mIoU exists for few models, on different datasets; every card has its
+        encoder's ImageNet top-1 (of the weights it really loads), a common if rough proxy."""
+        return SelectionMetric(
+            "encoder ImageNet top-1 (proxy)",
+            (FigureRule("encoder_top1", "imagenet", "encoder ImageNet top-1 (proxy)"), FigureRule("miou", "", "mIoU")),
+            proxy=True,
+        )
 
     # ------------------------------------------------------------------ data
     def inspect(self, recipe: Recipe, data_root: Path) -> DataInfo:

@@ -9,6 +9,17 @@ Example (in a plugin's own test suite)::
         check_model_contract(my_plugin, "myfamily:tiny", task="classification",
                              input_size=(64, 64))
 
+Across plugins: ``plugin=None`` uses the *installed* plugins (entry points), so an installed
+task plugin can check its task over the built-in families' models, and a family plugin its
+models under another plugin's task::
+
+    def test_my_task_over_built_in_backbones():
+        check_model_contract(None, "timm:resnet10t", task="my_task", input_size=(32, 32))
+        check_model_contract(None, "torchvision:squeezenet1_1", task="my_task", input_size=(32, 32))
+
+A plugin under development that is not installed joins the installed ones with
+``plugins=plugins_for(my_plugin, installed=True)``.
+
 What is checked, for one model id:
 
 1. ``visiontl_build`` returns a model for ``num_classes`` classes;
@@ -52,11 +63,19 @@ class ContractReport:
     benchmark: BenchmarkResult | None = None
 
 
-def plugins_for(plugin: object | None, name: str = "plugin-under-test") -> Plugins:
-    """A manager with the core plus ``plugin`` (or the installed entry points if ``None``)."""
+def plugins_for(plugin: object | None, name: str = "plugin-under-test", *, installed: bool = False) -> Plugins:
+    """A manager with the core plus ``plugin`` (or the installed entry points if ``None``).
+
+    Args:
+        plugin: the plugin module/object under test, or ``None`` for the installed plugins.
+        name: its plugin name.
+        installed: also load the installed plugins (entry points), so that ``plugin`` meets
+            the built-in families and tasks (a new task over ``timm:`` models ...). The plugin
+            must not be installed itself then (it would be registered twice).
+    """
     if plugin is None:
         return build_plugin_manager()
-    return build_plugin_manager([(name, plugin)], entry_points=False, disabled=())
+    return build_plugin_manager([(name, plugin)], entry_points=installed, disabled=())
 
 
 def check_groups_ordered(model: Any, groups: Sequence[LayerGroup]) -> None:
@@ -85,11 +104,13 @@ def check_model_contract(
     options: dict[str, Any] | None = None,
     steps: int = 3,
     benchmark: bool = True,
+    plugins: Plugins | None = None,
 ) -> ContractReport:
     """Run every contract check for ``model_id``; raise ``AssertionError`` on the first failure.
 
     Args:
-        plugin: the plugin module/object under test (``None``: use installed plugins).
+        plugin: the plugin module/object under test (``None``: use installed plugins, for
+            checks across plugins: a task of one over the models of another).
         model_id: ``family:name`` to build (pick a tiny configuration).
         task: the task to build for.
         num_classes: classes of the new head.
@@ -98,6 +119,13 @@ def check_model_contract(
         options: ``model.options`` to pass to the build.
         steps: optimizer steps in the freezing check.
         benchmark: also check ``visiontl_benchmark``.
+        plugins: the manager to use instead of one built from ``plugin`` (e.g.
+            ``plugins_for(my_task_plugin, installed=True)``).
+
+    Example:
+        >>> report = check_model_contract(None, "timm:resnet10t", input_size=(32, 32))  # doctest: +SKIP
+        >>> report.groups[-1]  # doctest: +SKIP
+        'head'
     """
     import torch
 
@@ -108,17 +136,19 @@ def check_model_contract(
     from visiontl.freeze.plan import build_plan
 
     torch.manual_seed(0)
-    plugins = plugins_for(plugin)
+    plugins = plugins or plugins_for(plugin)
     adapter = resolve_task(plugins, task)
     mid = parse_model_id(model_id)
     report = ContractReport(model_id)
 
     # 1. build
     built: BuiltModel | None = plugins.hook.visiontl_build(
-        request=BuildRequest(model_id=mid, task=task, num_classes=num_classes, options=dict(options or {}), class_names=tuple(f"c{i}" for i in range(num_classes)))
+        request=BuildRequest(model_id=mid, task=task, num_classes=num_classes, options=dict(options or {}),
+                             class_names=tuple(f"c{i}" for i in range(num_classes)), output=adapter.output)
     )
     assert built is not None, f"no plugin built {model_id}"
     assert isinstance(built, BuiltModel), f"visiontl_build must return a BuiltModel, got {type(built).__name__}"
+    built.output = built.output or adapter.output
     model = built.model
     report.params = sum(p.numel() for p in model.parameters())
 

@@ -330,7 +330,13 @@ class SharedTrainingLoop:
         if best is None:
             return True
         delta = self.recipe.train.early_stopping.min_delta
-        return value > best + delta if self.task.higher_is_better else value < best - delta
+        # The direction of the metric that picks the best epoch: eval.metric's own (val_loss,
+        # an error such as MAE ...), not always the primary metric's.
+        return value > best + delta if self.task.higher_is_better_for(self._primary()) else value < best - delta
+
+    def _primary(self) -> str:
+        """The metric that picks the best epoch, stops early and drives a plateau scheduler."""
+        return self.recipe.eval.metric or self.task.primary_metric
 
     def _payload(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         payload = model_payload(self.job, self.model)
@@ -374,7 +380,7 @@ class SharedTrainingLoop:
         self._setup()
         resumed = self._restore()
         plan = self.job.plan
-        primary = self.recipe.eval.metric or self.task.primary_metric
+        primary = self._primary()
         started = time.perf_counter()
         before = self.state.elapsed_s  # trained before an interruption (0 for a fresh run)
         if self.state.started is None:
@@ -389,7 +395,7 @@ class SharedTrainingLoop:
             self.train_model = distributed.wrap(self.model, self.ctx, self.device)
             optimizer = build_optimizer(applied.param_groups, self.recipe.optimizer)
             steps = math.ceil(len(self.train_set) / self.recipe.train.batch_size)
-            schedule = build_schedule(optimizer, self.recipe.scheduler, steps, phase.epochs, self.task.higher_is_better)
+            schedule = build_schedule(optimizer, self.recipe.scheduler, steps, phase.epochs, self.task.higher_is_better_for(primary))
             scaler = grad_scaler(self.precision, self.device)
             first_epoch = 0
             if resumed is not None and self.state.next_epoch_in_phase > 0:

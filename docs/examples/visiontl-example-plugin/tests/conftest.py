@@ -16,6 +16,20 @@ def plugins():
     return plugins_for(visiontl_example, name="example")
 
 
+@pytest.fixture
+def installed():
+    """Every installed plugin, this one among them (the tests run with the package installed,
+    as a user's plugin would be): the multilabel task meets the built-in families (timm,
+    torchvision ...). Made the process-wide manager, as it is in a real process."""
+    from visiontl.plugin_manager import build_plugin_manager, set_plugins
+
+    plugins = build_plugin_manager()
+    assert any(s.name == "example" and s.status == "ok" for s in plugins.statuses), "install the example first: pip install -e ."
+    set_plugins(plugins)
+    yield plugins
+    set_plugins(None)
+
+
 @pytest.fixture(scope="session")
 def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small generated multi-label dataset (48 train, 24 val images, 32 px)."""

@@ -28,6 +28,23 @@ def test_model_contract(name, task):
     assert report.benchmark is not None and report.benchmark.params == report.params
 
 
+@pytest.mark.parametrize("model_id", ["timm:resnet10t", "torchvision:squeezenet1_1"])
+def test_the_multilabel_task_over_built_in_families(model_id, installed):
+    # plugin=None: the installed plugins, this one included. The task declares its output
+    # (IMAGE_VECTOR): timm and torchvision classifiers build for it, with no code here.
+    report = check_model_contract(None, model_id, task="multilabel", num_classes=3, input_size=(32, 32), benchmark=False)
+    assert report.groups[-1] == "head" and report.frozen_checked > 0
+
+
+def test_tinycnn_builds_for_any_image_vector_task_and_refuses_others(plugins):
+    from visiontl.contracts import DENSE_MAP, IMAGE_VECTOR
+
+    built = _build(plugins, "tinycnn:nano", task="someone_elses_regression", num_classes=1, output=IMAGE_VECTOR)
+    assert tuple(built.model(torch.rand(2, 3, 32, 32)).shape) == (2, 1)
+    with pytest.raises(ConfigError, match="image-level vector"):
+        _build(plugins, "tinycnn:nano", task="depth", output=DENSE_MAP)
+
+
 def _build(plugins, model_id: str, **kwargs):
     request = BuildRequest(model_id=parse_model_id(model_id), task=kwargs.pop("task", "multilabel"), num_classes=kwargs.pop("num_classes", 3), **kwargs)
     return plugins.hook.visiontl_build(request=request)

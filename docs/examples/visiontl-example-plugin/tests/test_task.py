@@ -134,3 +134,17 @@ def test_the_shipped_recipes_validate_and_plan(path, tmp_path, plugins, monkeypa
     phases = [p.name for p in prepared.plan.phases]
     assert phases == (["head", "last2", "all"] if recipe.strategy.name == "progressive" else ["all"])
     assert prepared.groups[-1].name == "head" and prepared.task.name == recipe.task
+
+
+def test_the_task_trains_over_a_torchvision_backbone_with_a_progressive_plan(shapes, tmp_path, installed):
+    """The multilabel task over torchvision:squeezenet1_1, a family that has never heard of it:
+    head, then the last group, then everything, each phase audited."""
+    recipe = _recipe(shapes, tmp_path / "runs", model={"id": "torchvision:squeezenet1_1", "pretrained": False},
+                     strategy={"name": "progressive", "phase_epochs": [1, 1, 1], "unfreeze_last": 1},
+                     optimizer={"lr": [0.001, 0.01]}, train={"epochs": 3})
+    outcome = api.run(recipe, plugins=installed, data_root=tmp_path)
+    summary = outcome.summary
+    assert (summary["task"], summary["model_id"]) == ("multilabel", "torchvision:squeezenet1_1")
+    assert [a["phase"] for a in summary["audits"]] == ["head", "last1", "all"]
+    assert 0.0 <= summary["best"]["map"] <= 1.0
+

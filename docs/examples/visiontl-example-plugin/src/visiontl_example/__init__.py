@@ -2,11 +2,14 @@
 
 * the task ``multilabel``: any number of labels per image (tagging), read from a CSV of
   ``path,labels``; sigmoid outputs, binary cross-entropy, mean average precision
-  (:mod:`visiontl_example.task`);
+  (:mod:`visiontl_example.task`). Its output contract is an image-level vector
+  (``IMAGE_VECTOR``: one logit per class), so it also trains over every built-in family that
+  provides one (``timm:resnet10t``, ``torchvision:squeezenet1_1`` ...), with no code here;
 * the family ``tinycnn``: three small plain CNNs defined here (``tinycnn:nano``,
-  ``tinycnn:micro``, ``tinycnn:small``), for both ``classification`` and ``multilabel``, with
-  catalogue cards (parameters, MAC profile) in ``catalogue.json``
-  (:mod:`visiontl_example.models`, :mod:`visiontl_example.catalogue`).
+  ``tinycnn:micro``, ``tinycnn:small``), for every task that wants an image-level vector
+  (``classification``, ``multilabel``, another plugin's regression ...), with catalogue cards
+  (parameters, MAC profile) in ``catalogue.json`` (:mod:`visiontl_example.models`,
+  :mod:`visiontl_example.catalogue`).
 
 visiontl finds this module through the entry point in ``pyproject.toml``::
 
@@ -22,7 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from visiontl import hookimpl
-from visiontl.contracts import PluginInfo
+from visiontl.contracts import IMAGE_VECTOR, PluginInfo
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from visiontl.cards import ModelCard
@@ -33,8 +36,20 @@ __version__ = "0.1.0"
 
 FAMILY = "tinycnn"
 TASK = "multilabel"
-#: The tasks tinycnn models serve: both want (batch, classes) logits.
+#: The tasks tinycnn cards list: both want (batch, classes) logits. tinycnn models serve every
+#: other task whose output contract is IMAGE_VECTOR too (see :func:`serves`).
 MODEL_TASKS = ("classification", TASK)
+
+
+def serves(task: str | None, output: str = "") -> bool:
+    """Whether tinycnn models serve ``task``: any task that wants an image-level vector.
+
+    ``output`` is the request's (``BuildRequest.output``); ``output_of`` falls back to the
+    registered task's declared output when a caller did not say.
+    """
+    from visiontl.tasks.registry import output_of
+
+    return task is None or task in MODEL_TASKS or output_of(task, output) == IMAGE_VECTOR
 
 
 @hookimpl
@@ -47,6 +62,9 @@ def visiontl_plugin_info() -> PluginInfo:
         install_hint="pip install docs/examples/visiontl-example-plugin",
         description="example third-party plugin: multi-label task, tiny CNN family",
         version=__version__,
+        # tinycnn models give an image-level vector for any task that asks for one: visiontl
+        # select and models offer them for such tasks of other plugins too.
+        outputs=(IMAGE_VECTOR,),
     )
 
 
@@ -73,7 +91,7 @@ def visiontl_model_names(family: str, task: str | None) -> list[str] | None:
     """firstresult, keyed by family: every name we can build."""
     if family != FAMILY:
         return None
-    if task is not None and task not in MODEL_TASKS:
+    if not serves(task):
         return []
     from visiontl_example.models import VARIANTS
 

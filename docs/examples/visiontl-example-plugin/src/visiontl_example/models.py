@@ -90,16 +90,20 @@ def build(request: BuildRequest) -> BuiltModel:
 
     Raises:
         UnknownModelError: the name is not a tinycnn variant (with did-you-mean).
-        ConfigError: unknown ``model.options``, or a task tinycnn does not serve.
+        ConfigError: unknown ``model.options``, or a task whose output is not an image vector.
         WeightsError: ``pretrained: true`` (there are no published weights to download).
     """
-    from visiontl_example import MODEL_TASKS
+    from visiontl_example import serves
 
     name = request.model_id.name
     if name not in VARIANTS:
         raise unknown_model(request.model_id, VARIANTS)
-    if request.task not in MODEL_TASKS:
-        raise ConfigError(f"tinycnn models serve {', '.join(MODEL_TASKS)}, not '{request.task}'.")
+    if not serves(request.task, request.output):
+        raise ConfigError(
+            f"tinycnn models give an image-level vector (classification, multilabel and any task of that output), "
+            f"not the output task '{request.task}' needs.",
+            fix=f"pick a model of a family that serves {request.task} (see: visiontl models --task {request.task})",
+        )
     model = create(name, request.num_classes, **_options(request))
     if request.weights is not None:
         # A local file: a state_dict or a visiontl checkpoint (best.pt of an earlier run).

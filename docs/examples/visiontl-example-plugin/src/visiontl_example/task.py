@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from visiontl.contracts import IMAGE_VECTOR
 from visiontl.errors import ConfigError, DataError
 from visiontl.ids import suggest
 from visiontl.tasks.base import Batch, DataInfo, Evaluator, PredictionResult, TaskAdapter
@@ -71,12 +72,19 @@ class MultiLabelEvaluator(Evaluator):
 
 
 class MultiLabelTask(TaskAdapter):
-    """Multi-label image classification (tagging)."""
+    """Multi-label image classification (tagging).
+
+    Its output contract, ``IMAGE_VECTOR`` (one logit per class, ``(batch, classes)``), is all
+    a family needs to know: tinycnn, timm and torchvision classifiers build for it as they do
+    for classification, with no code for this task in them.
+    """
 
     name = "multilabel"
     formats = ("csv",)
     primary_metric = "map"
     higher_is_better = True
+    output = IMAGE_VECTOR
+    report_heading = "Per class (final epoch)"
 
     # ------------------------------------------------------------------ data
     def inspect(self, recipe: Recipe, data_root: Path) -> DataInfo:
