@@ -9,9 +9,15 @@
 * Layer groups per architecture: ``stem``, ``stage1..N`` (optionally ``final_conv``/``fc``),
   ``head``; a features/head split for feature caching where one is exact.
 
-The hooks only dispatch by task through :data:`TASK_MODULES`: classification lives in
-``classification`` (building, heads), ``groups``, ``splits``, ``weights`` and ``catalogue``. Nothing here imports torch or torchvision at import
-time.
+The hooks only dispatch: by task name through :data:`TASK_MODULES`, and for any other task by
+its output contract (:mod:`.outputs`: classifiers give an image-level vector, segmenters a
+dense map, for any task that asks for one). Classification lives in ``classification``
+(building, heads), ``groups``, ``splits``, ``weights`` and ``catalogue``. Nothing here imports
+torch or torchvision at import time.
+
+``visiontl_export`` answers for detectors only (``detection_export``: the whole detector,
+post-processing included, as one per-image graph); classifiers and segmenters return tensors
+and go through the core's generic exporter.
 """
 
 from __future__ import annotations
@@ -22,10 +28,14 @@ from typing import TYPE_CHECKING
 
 from visiontl import hookimpl
 from visiontl.contracts import PluginInfo
+from visiontl_torchvision.outputs import OUTPUTS, module_name, refusal
 
 if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
     from visiontl.cards import ModelCard
     from visiontl.contracts import BuildRequest, BuiltModel, LayerGroup
+    from visiontl.export.contracts import ExportArtifact, ExportRequest
 
 FAMILY = "torchvision"
 
@@ -40,10 +50,10 @@ TASK_MODULES: dict[str, str] = {
 TASKS = tuple(TASK_MODULES)
 
 
-def _module(task: str | None) -> ModuleType | None:
-    if task not in TASK_MODULES:
-        return None
-    return importlib.import_module(TASK_MODULES[task])
+def _module(task: str | None, output: str = "") -> ModuleType | None:
+    """The module serving ``task``: by name, else by the output contract it needs."""
+    name = module_name(task, output, TASK_MODULES)
+    return importlib.import_module(name) if name else None
 
 
 @hookimpl
@@ -54,7 +64,8 @@ def visiontl_plugin_info() -> PluginInfo:
         tasks=TASKS,
         requires=("torchvision>=0.15",),
         install_hint="pip install 'visiontl[torchvision]'",
-        description="torchvision models for " + ", ".join(TASKS) + ", with torchvision's published weights",
+        description="torchvision models for " + ", ".join(TASKS) + " (and any task of image-level or dense outputs), with torchvision's published weights",
+        outputs=OUTPUTS,
     )
 
 
@@ -72,7 +83,9 @@ def visiontl_model_names(family: str, task: str | None) -> list[str] | None:
 
 @hookimpl
 def visiontl_select(task: str) -> list[ModelCard] | None:
-    module = _module(task)
+    # Cards are offered for the tasks torchvision knows by name; the core's catalogue offers
+    # them for other tasks of the same output (PluginInfo.outputs).
+    module = importlib.import_module(TASK_MODULES[task]) if task in TASK_MODULES else None
     return list(module.cards(task)) if module is not None else None
 
 
@@ -80,14 +93,9 @@ def visiontl_select(task: str) -> list[ModelCard] | None:
 def visiontl_build(request: BuildRequest) -> BuiltModel | None:
     if request.model_id.family != FAMILY:
         return None
-    module = _module(request.task)
+    module = _module(request.task, request.output)
     if module is None:
-        from visiontl.errors import PluginError
-
-        raise PluginError(
-            f"torchvision models serve the tasks {', '.join(TASKS)}, not '{request.task}'.",
-            fix="pick a model id of a family that serves this task (see: visiontl models --task " + request.task + ")",
-        )
+        raise refusal(request.task, request.output, TASKS)
     return module.build(request)
 
 
@@ -95,5 +103,14 @@ def visiontl_build(request: BuildRequest) -> BuiltModel | None:
 def visiontl_freeze(built: BuiltModel) -> list[LayerGroup] | None:
     if built.model_id.family != FAMILY:
         return None
-    module = _module(built.task)
+    module = _module(built.task, built.output)
     return module.groups(built) if module is not None else None
+
+
+@hookimpl
+def visiontl_export(model: nn.Module, request: ExportRequest) -> ExportArtifact | None:
+    if not request.model_id.startswith(f"{FAMILY}:") or request.task not in ("detection", "instance_segmentation"):
+        return None
+    from visiontl_torchvision.detection_export import export
+
+    return export(model, request)

@@ -148,6 +148,10 @@ class Scorer:
             )
         self.metric = self.recipe.eval.metric or self.task.primary_metric
         self.limit = spec.limit
+        # Detectors are scored one image at a time, as exports of per-image graphs run and as
+        # predict runs: in a batch, torchvision pads every image to the largest one, which
+        # changes its detections, so eager and export would not be scored like for like.
+        self.batch_size = 1 if self.task.name in ("detection", "instance_segmentation") else 16
 
     def score(self, module: Any) -> tuple[float, int]:
         """``(primary metric, images scored)``."""
@@ -158,7 +162,7 @@ class Scorer:
 
         def counted() -> Any:
             nonlocal count
-            for batch in batches(self.val, self.task, 16, self.limit):
+            for batch in batches(self.val, self.task, self.batch_size, self.limit):
                 count += len(batch)
                 yield batch
 
@@ -408,14 +412,17 @@ class Suite:
             from visiontl.export import images
 
             if self.spec.calib is not None:
-                arrays, info = images.calibration_from_folder(Path(self.spec.calib), target.preprocessing)
+                arrays, info = images.calibration_from_folder(Path(self.spec.calib), target.preprocessing,
+                                                              raw=target.task in images.RAW_IMAGE_TASKS)
             elif target.recipe is not None or self.spec.data is not None:
                 recipe = _data_recipe(target, self.spec) if self.spec.data is not None else target.recipe
                 arrays, info = images.calibration_from_run(recipe, resolve_task(self.plugins, target.task), target.preprocessing, self.spec.root())
             else:
                 h, w = target.preprocessing.input_size
                 g = torch.Generator().manual_seed(0)
-                arrays = [torch.randn(1, 3, h, w, generator=g).numpy() for _ in range(NOISE_CALIBRATION)]
+                # detectors take RGB in 0..1 (they normalise inside); the others normalised input
+                noise = torch.rand if target.task in images.RAW_IMAGE_TASKS else torch.randn
+                arrays = [noise(1, 3, h, w, generator=g).numpy() for _ in range(NOISE_CALIBRATION)]
                 info = {"source": f"{NOISE_CALIBRATION} random-noise images: no real images given (--data or --calib); "
                                   "the int8 latency holds, its accuracy would not", "images": NOISE_CALIBRATION}
             self._calibration_info[target.label] = info

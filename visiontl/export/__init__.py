@@ -5,6 +5,9 @@
   otherwise), verify it against PyTorch on the validation images, record the result.
 * :func:`visiontl.export.convert.convert` — the generic exporter (shared with
   ``visiontl benchmark --formats``).
+* :func:`visiontl.export.convert.export_graph` — the writer behind it, for plugins that trace
+  a view of their own (torchvision detectors: one graph per image, NMS inside).
+* :mod:`visiontl.export.detection` — per-image detection graphs (layout, axes, runtime).
 * :func:`visiontl.export.runtime.load_runtime` — an export as an ``nn.Module``.
 * :mod:`visiontl.export.formats` — the formats, their precisions and what they need.
 

@@ -3,7 +3,8 @@
 Exporters trace a graph from one input tensor to a fixed list of output tensors. visiontl
 models answer with a tensor (classification logits, SMP segmentation logits), a mapping
 (torchvision segmentation's ``{"out", "aux"}``) or, for detectors, a list of per-image dicts
-made by Python post-processing (box decoding, NMS) that a tracer cannot follow.
+made by Python post-processing (box decoding, NMS) that this generic probe cannot turn into
+graph outputs (detector families export through their plugin: :mod:`visiontl.export.detection`).
 :func:`exportable` probes the model once on the example input, says which of these it is,
 and wraps the first two in :class:`TensorOutputs`, whose outputs are a plain tuple; the layout
 (:class:`OutputLayout`) is stored with the export so the runtime hands back the original form.
@@ -26,7 +27,9 @@ class OutputLayout:
     """The form of a model's eval output.
 
     Attributes:
-        kind: ``tensor`` (one tensor), ``tuple`` (a tuple/list of tensors) or ``mapping``.
+        kind: ``tensor`` (one tensor), ``tuple`` (a tuple/list of tensors), ``mapping``, or
+            ``detections`` (a per-image detection graph, see :mod:`visiontl.export.detection`;
+            the runtime runs it once per image and returns a list of detection dicts).
         names: output names, in graph order (mapping keys for ``mapping``).
     """
 
@@ -81,8 +84,9 @@ def output_layout(outputs: Any, model_id: str) -> OutputLayout:
         raise ExportError(
             f"'{model_id}' returns one dict of detections per image, made by Python post-processing "
             "(box decoding, score filtering, NMS) that the generic ONNX/OpenVINO/TorchScript exporter cannot trace.",
-            fix="export an Ultralytics detector (ultralytics:yolov8n ...), which goes through Ultralytics' own exporter; "
-            "exporting torchvision detectors (Faster/Mask R-CNN, RetinaNet, FCOS, SSD) is not supported yet",
+            fix="a detector family exports through its plugin's visiontl_export hook, as Ultralytics (ultralytics:yolov8n ...) "
+            "and torchvision detectors (torchvision:fasterrcnn ..., one per-image graph, see visiontl.export.detection) do; "
+            "is the family's plugin installed (visiontl plugins)?",
         )
     raise ExportError(
         f"'{model_id}' returns {type(outputs).__name__} in eval mode; an exported graph needs a tensor, "

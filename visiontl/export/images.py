@@ -82,15 +82,22 @@ def calibration_from_run(recipe: Recipe, task: TaskAdapter, preprocessing: Prepr
                     "transform": "evaluation transform (no augmentation)"}
 
 
-def calibration_from_folder(folder: Path, preprocessing: Preprocessing, count: int = CALIBRATION_IMAGES) -> tuple[list[np.ndarray], dict[str, Any]]:
-    """Up to ``count`` images found under ``folder`` (recursively), with the evaluation transform."""
+#: Tasks whose models take whole images in 0..1 at their own size and resize and normalise
+#: inside (detectors): calibration images go in as they are.
+RAW_IMAGE_TASKS = ("detection", "instance_segmentation")
+
+
+def calibration_from_folder(folder: Path, preprocessing: Preprocessing, count: int = CALIBRATION_IMAGES,
+                            raw: bool = False) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """Up to ``count`` images found under ``folder`` (recursively), with the evaluation
+    transform, or with ``raw`` as RGB in 0..1 at their own size (what detectors take)."""
     from visiontl.data.images import UnreadableImage, is_image_file, load_rgb
     from visiontl.data.transforms import eval_transform
 
     if not folder.exists():
         raise DataError(f"Calibration folder '{folder}' does not exist.", fix="pass --calib a folder of images")
     files = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
-    transform = eval_transform(preprocessing)
+    transform = _to_unit_tensor if raw else eval_transform(preprocessing)
     arrays: list[np.ndarray] = []
     skipped = 0
     for index in _spread(len(files), count):
@@ -103,4 +110,12 @@ def calibration_from_folder(folder: Path, preprocessing: Preprocessing, count: i
     if not arrays:
         raise DataError(f"No readable images under '{folder}' to calibrate with ({len(files)} image file(s) found).",
                         fix="pass --calib a folder that holds .jpg/.png images")
-    return arrays, {"source": str(folder), "images": len(arrays), "skipped": skipped, "transform": "evaluation transform"}
+    return arrays, {"source": str(folder), "images": len(arrays), "skipped": skipped,
+                    "transform": "none (RGB in 0..1 at each image's size)" if raw else "evaluation transform"}
+
+
+def _to_unit_tensor(image: Any) -> Any:
+    import torch
+    from torchvision.transforms.v2 import functional as F
+
+    return F.to_dtype(F.pil_to_tensor(image), torch.float32, scale=True)

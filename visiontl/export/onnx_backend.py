@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,18 +30,26 @@ INPUT_NAME = "images"
 OPSET = 17
 
 
-def export_onnx(view: nn.Module, example: torch.Tensor, path: Path, layout: OutputLayout, *, dynamic_size: bool, model_id: str) -> None:
+def export_onnx(view: nn.Module, example: torch.Tensor, path: Path, layout: OutputLayout, *, dynamic_size: bool | None, model_id: str,
+                input_shape: list[int | None] | None = None, output_axes: dict[str, dict[int, str]] | None = None) -> None:
     """Trace ``view`` (tensor in, tuple of tensors out) to ``path``.
+
+    Args:
+        dynamic_size: height and width are dynamic (the batch axis always is), unless
+            ``input_shape`` says which axes are (``None`` entries).
+        output_axes: dynamic axes of the outputs (default: the batch axis of each).
 
     Raises:
         ExportError: the exporter failed (an operator without an ONNX equivalent ...).
     """
-    axes: dict[int, str] = {0: "batch"}
-    if dynamic_size:
-        axes.update({2: "height", 3: "width"})
+    names = ("batch", "channels", "height", "width")
+    if input_shape is not None:
+        axes = {i: names[i] for i, size in enumerate(input_shape) if size is None}
+    else:
+        axes = {0: "batch", **({2: "height", 3: "width"} if dynamic_size else {})}
     dynamic_axes: dict[str, dict[int, str]] = {INPUT_NAME: axes}
     for name in layout.names:
-        dynamic_axes[name] = {0: "batch"}
+        dynamic_axes[name] = dict((output_axes or {}).get(name, {0: "batch"}))
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with warnings.catch_warnings(), torch.no_grad():
@@ -56,9 +65,17 @@ def export_onnx(view: nn.Module, example: torch.Tensor, path: Path, layout: Outp
         ) from exc
 
 
-def quantize_onnx(source: Path, target: Path, calibration: Sequence[np.ndarray], model_id: str) -> dict[str, Any]:
+def quantize_onnx(source: Path, target: Path, calibration: Sequence[np.ndarray], model_id: str,
+                  op_types: Sequence[str] | None = None, float_nodes: Sequence[str] = ()) -> dict[str, Any]:
     """Static int8 quantisation of ``source`` into ``target``, calibrated on ``calibration``
-    (float32 NCHW batches, already normalised like the model's input).
+    (float32 NCHW batches, already preprocessed like the model's input).
+
+    Args:
+        op_types: the op types to quantise (``None``: ONNX Runtime's default set). Detection
+            graphs pass ``Conv``/``Gemm``/``MatMul`` so that box decoding, NMS and mask
+            pasting stay in float.
+        float_nodes: regular expressions (``re.match``) of node names left in float (e.g. the
+            output layers of detection heads, whose int8 rounding moves boxes).
 
     Returns:
         The settings used (for the manifest).
@@ -81,13 +98,17 @@ def quantize_onnx(source: Path, target: Path, calibration: Sequence[np.ndarray],
 
     prepared = target.with_name(target.stem + ".prep.onnx")
     settings = {"method": "onnxruntime static QDQ", "weights": "int8 per-channel", "activations": "uint8 (MinMax calibration)",
-                "calibration_batches": len(calibration)}
+                "calibration_batches": len(calibration), **({"op_types": list(op_types)} if op_types else {})}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+            excluded = _matching_nodes(prepared, float_nodes)
+            if excluded:
+                settings["float_nodes"] = excluded
             quantize_static(str(prepared), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+                            weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
+                            op_types_to_quantize=list(op_types) if op_types else None, nodes_to_exclude=excluded)
     except Exception as exc:  # noqa: BLE001
         raise ExportError(
             f"ONNX Runtime int8 quantisation of '{model_id}' failed: {type(exc).__name__}: {_first_line(exc)}",
@@ -96,6 +117,17 @@ def quantize_onnx(source: Path, target: Path, calibration: Sequence[np.ndarray],
     finally:
         prepared.unlink(missing_ok=True)
     return settings
+
+
+def _matching_nodes(path: Path, patterns: Sequence[str]) -> list[str]:
+    """Names of the nodes of the ONNX file ``path`` that match one of ``patterns``."""
+    if not patterns:
+        return []
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    compiled = [re.compile(p) for p in patterns]
+    return [n.name for n in model.graph.node if any(c.match(n.name) for c in compiled)]
 
 
 def session_options(threads: int | None) -> Any:

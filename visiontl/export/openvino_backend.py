@@ -48,11 +48,16 @@ def _quiet() -> Iterator[None]:
             lg.setLevel(level)
 
 
-def convert(view: nn.Module, example: torch.Tensor, *, dynamic_size: bool, model_id: str) -> Any:
-    """``view`` as an OpenVINO model (dynamic batch; dynamic height/width when asked)."""
+def convert(view: nn.Module, example: torch.Tensor, *, dynamic_size: bool | None, model_id: str,
+            input_shape: list[int | None] | None = None) -> Any:
+    """``view`` as an OpenVINO model (dynamic batch; dynamic height/width when asked, or the
+    dynamic axes of ``input_shape``: its ``None`` entries)."""
     import openvino as ov
 
-    shape = [-1, 3, -1, -1] if dynamic_size else [-1, 3, int(example.shape[2]), int(example.shape[3])]
+    if input_shape is not None:
+        shape = [-1 if size is None else int(size) for size in input_shape]
+    else:
+        shape = [-1, 3, -1, -1] if dynamic_size else [-1, 3, int(example.shape[2]), int(example.shape[3])]
     try:
         with _quiet(), torch.no_grad():
             return ov.convert_model(view, example_input=example, input=[shape])
@@ -63,21 +68,48 @@ def convert(view: nn.Module, example: torch.Tensor, *, dynamic_size: bool, model
         ) from exc
 
 
-def quantize(ov_model: Any, calibration: Sequence[np.ndarray], model_id: str) -> tuple[Any, dict[str, Any]]:
-    """NNCF int8 post-training quantisation of ``ov_model`` calibrated on ``calibration``."""
+def quantize(ov_model: Any, calibration: Sequence[np.ndarray], model_id: str,
+             float_nodes: Sequence[str] = ()) -> tuple[Any, dict[str, Any]]:
+    """NNCF int8 post-training quantisation of ``ov_model`` calibrated on ``calibration``.
+
+    Args:
+        float_nodes: regular expressions (``re.match``) of node names NNCF leaves in float
+            (detection graphs: the box decoding, NMS and mask pasting around the network,
+            and the heads' output layers).
+    """
     with _quiet():
         import nncf
 
+    kwargs: dict[str, Any] = {}
+    if float_nodes:
+        kwargs["ignored_scope"] = nncf.IgnoredScope(patterns=list(float_nodes), validate=False)
+        # A model straight from the converter, with If/Loop bodies (detection graphs), makes
+        # NNCF fail to find ignored nodes ("Could not find a node ... in NNCFGraph"); the
+        # same model written and read back quantises.
+        ov_model = _reloaded(ov_model)
     try:
         with _quiet():
-            quantized = nncf.quantize(ov_model, nncf.Dataset(list(calibration)), subset_size=len(calibration))
+            quantized = nncf.quantize(ov_model, nncf.Dataset(list(calibration)), subset_size=len(calibration), **kwargs)
     except Exception as exc:  # noqa: BLE001
         raise ExportError(
             f"NNCF int8 quantisation of '{model_id}' failed: {type(exc).__name__}: {_first_line(exc)}",
             fix="export fp32 or bf16, or use --format onnx --precision int8",
         ) from exc
     return quantized, {"method": f"NNCF {nncf.__version__} post-training quantisation (default preset)",
-                       "calibration_batches": len(calibration)}
+                       "calibration_batches": len(calibration), **({"float_nodes": list(float_nodes)} if float_nodes else {})}
+
+
+def _reloaded(ov_model: Any) -> Any:
+    """``ov_model`` written to a temporary IR and read back (weights held in memory)."""
+    import tempfile
+
+    import openvino as ov
+
+    with tempfile.TemporaryDirectory(prefix="visiontl-ov-") as tmp:
+        path = Path(tmp) / "model.xml"
+        ov.save_model(ov_model, str(path), compress_to_fp16=False)
+        weights = np.fromfile(path.with_suffix(".bin"), dtype=np.uint8)
+        return ov.Core().read_model(path.read_bytes(), ov.Tensor(weights))
 
 
 def save(ov_model: Any, path: Path, precision: str) -> list[Path]:

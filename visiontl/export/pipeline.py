@@ -6,7 +6,12 @@
    the generic path (:func:`visiontl.export.convert.convert`). int8 is calibrated on the
    run's training images (evaluation transform) or on ``--calib DATA``.
 3. Verify: run the export and the PyTorch model over the validation set; compare outputs
-   (largest absolute difference, agreement of predictions) and the task's primary metric.
+   (largest absolute difference, agreement of predictions) and the task's metrics (box/mask
+   mAP and mAP50, mIoU and per-class IoU, accuracy), with the cost of each against PyTorch.
+   A reduced precision (bf16, int8) fails verification when the primary metric drops by more
+   than the tolerance; an **fp32** export must *equal* PyTorch: when any of its headline
+   metrics (:data:`FP32_METRICS`) differs by more than the tolerance either way, the export is
+   broken, not cheaper, and :func:`export` raises after recording why.
 4. Record: the manifest beside the export gets the verification; a run's ``summary.json``
    gets an ``exports`` entry and its ``report.md`` an "Exports" table.
 """
@@ -23,6 +28,8 @@ from visiontl.export.formats import check_precision, get_format, require
 
 #: The accuracy drop (on a 0-1 metric) beyond which verification fails: 1 point.
 DEFAULT_TOLERANCE = 0.01
+#: Metrics an fp32 export must reproduce within the tolerance, either way (those the task has).
+FP32_METRICS = ("accuracy", "map", "map50", "mask_map", "mask_map50", "miou")
 REPORT_BEGIN = "<!-- visiontl exports: begin -->"
 REPORT_END = "<!-- visiontl exports: end -->"
 
@@ -115,7 +122,8 @@ def export(
         limit: verify on the first ``limit`` validation images only.
         tolerance: largest accepted drop of the primary metric (0.01 = 1 point).
         threads: CPU threads of the runtime during verification.
-        batch_size: verification batch size.
+        batch_size: verification batch size (1 for per-image detection graphs, whose
+            PyTorch reference then runs one image at a time too).
 
     Returns:
         An :class:`ExportReport`; ``passed`` is false when the metric dropped beyond ``tolerance``.
@@ -152,7 +160,8 @@ def export(
     def calibration() -> list[Any]:
         if "batches" not in calibration_cache:
             if calib is not None:
-                batches, info = images.calibration_from_folder(Path(calib), loaded.preprocessing)
+                batches, info = images.calibration_from_folder(Path(calib), loaded.preprocessing,
+                                                               raw=loaded.task in images.RAW_IMAGE_TASKS)
             else:
                 batches, info = images.calibration_from_run(recipe, task, loaded.preprocessing, root)
             calibration_cache.update(batches=batches, info=info)
@@ -171,11 +180,14 @@ def export(
             manifest.calibration = {**calibration_cache["info"], **manifest.calibration}
         info, val = images.val_dataset(recipe, task, loaded.preprocessing, root)
         primary = recipe.eval.metric or task.primary_metric
+        # A per-image detection graph sees one image at a time; so must PyTorch, which would
+        # otherwise pad a batch to its largest image and detect differently.
+        size = 1 if manifest.layout.kind == "detections" else batch_size
         comparison = compare(model, runtime, task, (task.evaluator(recipe, info), task.evaluator(recipe, info)),
-                             images.batches(val, task, batch_size, limit), primary)
-    problems = _problems(comparison, tolerance)
-    manifest.verification = {**comparison.as_dict(), "tolerance": tolerance, "passed": not problems, "problems": problems,
-                             "runtime_settings": getattr(runtime, "settings", {})}
+                             images.batches(val, task, size, limit), primary)
+    problems = _problems(comparison, tolerance, precision)
+    manifest.verification = {**comparison.as_dict(), "tolerance": tolerance, "rule": _rule(precision, tolerance, comparison),
+                             "passed": not problems, "problems": problems, "runtime_settings": getattr(runtime, "settings", {})}
     write_manifest(manifest, manifest_path)
     folder = manifest_path.parent
     files = [folder / f for f in manifest.files]
@@ -183,6 +195,15 @@ def export(
     report.run_dir = run_dir_of(target)
     if report.run_dir is not None:
         record_in_run(report.run_dir, report)
+    if precision == "fp32" and problems:
+        from visiontl.export.errors import ExportError
+
+        raise ExportError(
+            f"verification: FAILED: the fp32 {fmt} export of '{loaded.model_id}' does not reproduce PyTorch fp32: "
+            + "; ".join(problems) + f" (recorded in {manifest_path}).",
+            fix="an fp32 export must match PyTorch: report it with the manifest; meanwhile use another --format "
+            "(or --tolerance to accept the difference knowingly)",
+        )
     return report
 
 
@@ -267,7 +288,9 @@ def produce(model: Any, request: Any, plugins: Any) -> Any:
     return ExportArtifact(manifest, path, lambda threads: load_runtime(path, threads))
 
 
-def _problems(comparison: Any, tolerance: float) -> list[str]:
+def _problems(comparison: Any, tolerance: float, precision: str = "fp32") -> list[str]:
+    """Why verification failed: the primary metric dropped beyond ``tolerance``; for fp32,
+    also any headline metric off by more than ``tolerance`` either way."""
     problems: list[str] = []
     delta = comparison.delta
     name = comparison.primary_metric
@@ -277,7 +300,29 @@ def _problems(comparison: Any, tolerance: float) -> list[str]:
         problems.append(f"{name} dropped {-delta * 100:.2f} points from PyTorch fp32 "
                         f"({comparison.reference.get(name, math.nan):.4f} -> {comparison.exported.get(name, math.nan):.4f}), "
                         f"beyond the tolerance of {tolerance * 100:.2f}")
+    if precision == "fp32":
+        for metric in _fp32_metrics(comparison):
+            if metric == name and delta < -tolerance:
+                continue  # already said
+            ref, exp = float(comparison.reference[metric]), float(comparison.exported[metric])
+            if not (math.isnan(ref) and math.isnan(exp)) and not abs(exp - ref) <= tolerance:
+                problems.append(f"{metric} differs from PyTorch fp32 by {(exp - ref) * 100:+.2f} points ({ref:.4f} -> {exp:.4f}), "
+                                f"beyond the fp32 tolerance of {tolerance * 100:.2f}")
     return problems
+
+
+def _fp32_metrics(comparison: Any) -> list[str]:
+    names = [m for m in (comparison.primary_metric, *FP32_METRICS) if m in comparison.reference and m in comparison.exported]
+    return list(dict.fromkeys(names))
+
+
+def _rule(precision: str, tolerance: float, comparison: Any) -> str:
+    """The verification rule in words (stored with the verification)."""
+    drop = f"{comparison.primary_metric} may drop at most {tolerance * 100:.2f} points from PyTorch fp32"
+    if precision != "fp32":
+        return drop + f" ({precision}: the cost of the precision is reported per metric in 'deltas')"
+    return (f"fp32 must reproduce PyTorch: {', '.join(_fp32_metrics(comparison))} within +-{tolerance * 100:.2f} points "
+            "each, else the export fails")
 
 
 def record_in_run(run: Path, report: ExportReport) -> None:

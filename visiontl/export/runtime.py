@@ -2,7 +2,9 @@
 
 A :class:`RuntimeModule` takes the same float tensor a PyTorch model takes, hands it to the
 runtime (ONNX Runtime, OpenVINO, TorchScript) and gives back torch tensors in the model's own
-output form (tensor, tuple or mapping, from the stored :class:`~visiontl.export.graph.OutputLayout`).
+output form (tensor, tuple or mapping, from the stored :class:`~visiontl.export.graph.OutputLayout`;
+per-image detection graphs take a list of images and give back a list of detection dicts, see
+:mod:`visiontl.export.detection`).
 The task's ``forward_eval`` and evaluator, the verification and the benchmark harness all use
 it like any other model.
 """
@@ -44,7 +46,13 @@ class RuntimeModule(nn.Module):
         """The runtime's outputs for one float32 NCHW batch."""
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor) -> Any:
+    def forward(self, x: Any) -> Any:
+        if self.layout.kind == "detections":
+            # A per-image detection graph: the images (a list or a batch) one at a time, and
+            # the detection contract's list of dicts back.
+            from visiontl.export.detection import run_per_image
+
+            return run_per_image(self.run, x, self.layout)
         array = x.detach().to("cpu", torch.float32).contiguous().numpy()
         outputs = [torch.from_numpy(np.ascontiguousarray(o)).float() for o in self.run(array)]
         return self.layout.rebuild(outputs)

@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -56,7 +57,15 @@ class TorchScriptModule(RuntimeModule):
         self.dtype = DTYPES.get(precision, torch.float32)
         self.settings = {"runtime": f"torch.jit {torch.__version__}", "threads": torch.get_num_threads(), "dtype": str(self.dtype)}
 
-    def forward(self, x: torch.Tensor) -> Any:
+    def run(self, array: np.ndarray) -> list[np.ndarray]:
+        with torch.inference_mode():
+            outputs = self.scripted(torch.from_numpy(array).to(self.dtype))
+        outputs = (outputs,) if isinstance(outputs, torch.Tensor) else outputs
+        return [o.float().numpy() if o.is_floating_point() else o.numpy() for o in outputs]
+
+    def forward(self, x: Any) -> Any:
+        if self.layout.kind == "detections":
+            return super().forward(x)
         with torch.inference_mode():
             outputs = self.scripted(x.to("cpu", self.dtype))
         if isinstance(outputs, torch.Tensor):  # a graph with one output (not traced by visiontl)

@@ -8,7 +8,9 @@ code as the PyTorch model's, on the same images.
 Agreement by task: classification compares the top-1 class of each image; dense tasks the
 arg-max class of each pixel; detection the objects: each PyTorch detection scoring at least
 0.25, and the 10 best of each image whatever their score (so that an untrained detector is
-compared too), agrees when the export has one of the same class with IoU >= 0.5.
+compared too), agrees when the export has one of the same class with IoU >= 0.5; for the
+matched ones the IoU of the two boxes (lowest and mean) and, with instance masks, the share of
+pixels on which the two masks (thresholded at 0.5) agree are reported too.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class Comparison:
         reference: metrics of the PyTorch fp32 model (scalars).
         exported: metrics of the export (scalars).
         seconds: time the comparison took.
+        matched_iou: detection: ``{"min", "mean"}`` IoU of matched PyTorch/export boxes.
+        mask_pixel_agreement: instance segmentation: share of pixels of matched masks that agree.
     """
 
     images: int = 0
@@ -59,6 +63,8 @@ class Comparison:
     reference: dict[str, Any] = field(default_factory=dict)
     exported: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    matched_iou: dict[str, float] = field(default_factory=dict)
+    mask_pixel_agreement: float | None = None
 
     @property
     def delta(self) -> float:
@@ -70,8 +76,17 @@ class Comparison:
             "images": self.images, "max_abs_diff": self.max_abs_diff, "mean_abs_diff": self.mean_abs_diff,
             "agreement": self.agreement, "agreement_unit": self.unit, "compared": self.compared,
             "disagreements": list(self.disagreements), "primary_metric": self.primary_metric,
-            "pytorch_fp32": self.reference, "export": self.exported, "delta": self.delta, "seconds": round(self.seconds, 2),
+            "pytorch_fp32": self.reference, "export": self.exported, "delta": self.delta, "deltas": self.deltas(),
+            "seconds": round(self.seconds, 2),
+            **({"matched_iou": self.matched_iou} if self.matched_iou else {}),
+            **({"mask_pixel_agreement": self.mask_pixel_agreement} if self.mask_pixel_agreement is not None else {}),
         }
+
+    def deltas(self) -> dict[str, float]:
+        """Export minus PyTorch on every score both have (the accuracy cost of the export's
+        precision, metric by metric; counts such as ``num_images`` are left out)."""
+        return {k: float(self.exported[k]) - float(v) for k, v in self.reference.items()
+                if k in self.exported and not k.startswith("num_")}
 
 
 class _Tally:
@@ -83,6 +98,9 @@ class _Tally:
         self.total = 0
         self.unit = ""
         self.disagreements: list[str] = []
+        self.ious: list[float] = []
+        self.mask_agree = 0
+        self.mask_pixels = 0
 
     def values(self, a: torch.Tensor, b: torch.Tensor) -> None:
         if a.shape != b.shape:
@@ -134,6 +152,13 @@ def _compare_detections(tally: _Tally, ref: dict[str, torch.Tensor], exp: dict[s
     if matched.any():
         tally.values(boxes[matched], exp["boxes"][index[matched]])
         tally.values(scores[matched], exp["scores"][index[matched]])
+        tally.ious += best[matched].tolist()
+        if "masks" in ref and "masks" in exp:
+            a = ref["masks"][keep][matched] >= 0.5
+            b = exp["masks"][index[matched]] >= 0.5
+            if a.shape == b.shape:
+                tally.mask_agree += int((a == b).sum())
+                tally.mask_pixels += a.numel()
     if not bool(matched.all()):
         tally.disagreements.append(path)
 
@@ -194,6 +219,8 @@ def compare(reference: nn.Module, exported: nn.Module, task: TaskAdapter, evalua
         reference=_scalars(evaluators[0].compute()),
         exported=_scalars(evaluators[1].compute()),
         seconds=time.perf_counter() - started,
+        matched_iou={"min": min(tally.ious), "mean": sum(tally.ious) / len(tally.ious)} if tally.ious else {},
+        mask_pixel_agreement=tally.mask_agree / tally.mask_pixels if tally.mask_pixels else None,
     )
 
 
