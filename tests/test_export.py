@@ -69,7 +69,7 @@ def test_openvino_fp32_bf16_and_int8_are_verified(tiny_run, shapes_root, tmp_pat
     bf16 = export_run(tiny_run, "openvino", "bf16", out=tmp_path, threads=1)
     assert bf16.manifest.runtime["inference_precision"] == "bf16"
     assert bf16.manifest.verification["runtime_settings"]["inference_precision"] in ("bf16", "f32")  # f32 where the CPU has no bf16
-    int8 = export_run(tiny_run, "openvino", "int8", out=tmp_path, threads=1, calib=shapes_root / "train")
+    int8 = export_run(tiny_run, "openvino", "int8", out=tmp_path, threads=1, calib=shapes_root / "train", force=True)
     cal, ver = int8.manifest.calibration, int8.manifest.verification
     assert cal["source"] == str(shapes_root / "train") and cal["images"] == 36 and "NNCF" in cal["method"]
     assert int8.size_bytes < fp32.size_bytes
@@ -77,6 +77,9 @@ def test_openvino_fp32_bf16_and_int8_are_verified(tiny_run, shapes_root, tmp_pat
     assert int8.passed == (ver["delta"] >= -0.01)
     if not int8.passed:
         assert "dropped" in int8.problems[0]
+    # beyond its bound (here: any cost at all counts), int8 is refused unless forced
+    with pytest.raises(ExportError, match="Refused: the openvino int8 export.*--force"):
+        export_run(tiny_run, "openvino", "int8", out=tmp_path, threads=1, calib=shapes_root / "train", tolerance=-1.0)
 
 
 def test_onnx_int8_calibrates_on_the_run_training_images_by_default(tiny_run, tmp_path):
@@ -213,8 +216,10 @@ def test_ultralytics_models_go_through_ultralytics_exporter(tmp_path):
     assert report.files[0].parent == tmp_path / "exports"
     assert ver["images"] == 3 and ver["compared"] >= 3 and ver["agreement"] == 1.0 and ver["max_abs_diff"] < 0.05
     assert ver["primary_metric"] == "map" and abs(ver["delta"]) < 1e-6
-    with pytest.raises(ExportError, match="supports fp32, not int8.*--format openvino"):
-        export_run(checkpoint, "onnx", "int8", threads=1, data_root=tmp_path)
+    # ONNX int8: ONNX Runtime static QDQ on the convolutions, the head's outputs in float
+    report = export_run(checkpoint, "onnx", "int8", threads=1, data_root=tmp_path, force=True)
+    assert report.files[0].suffix == ".onnx" and report.manifest.calibration["letterbox"] == 64
+    assert report.manifest.calibration["op_types"] == ["Conv"] and report.manifest.verification["images"] == 3
     # OpenVINO int8: Ultralytics' fp32 IR quantised by NNCF on the run's training images,
     # letterboxed as at inference, then verified like every export
     report = export_run(checkpoint, "openvino", "int8", threads=1, data_root=tmp_path)

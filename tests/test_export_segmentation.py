@@ -71,7 +71,7 @@ def test_openvino_fp32_bf16_int8_and_onnx_int8_report_the_cost_per_class(shared_
     assert fp32.passed and fp32.manifest.verification["agreement"] >= 0.9999 and "fp32 must reproduce" in fp32.manifest.verification["rule"]
     assert_reports_iou(fp32.manifest.verification)
     for fmt, precision in (("openvino", "bf16"), ("openvino", "int8"), ("onnx", "int8")):
-        report = export(ckpt, fmt, precision, out=tmp_path, data_root=shared_data, threads=1)
+        report = export(ckpt, fmt, precision, out=tmp_path, data_root=shared_data, threads=1, force=True)
         ver = report.manifest.verification
         assert_reports_iou(ver)
         assert report.passed == (ver["delta"] >= -0.01) and f"({precision}:" in ver["rule"]

@@ -11,10 +11,11 @@ generic exporter cannot trace :class:`~visiontl_ultralytics.model.YoloModel`'s e
   for the network), so letterboxing, NMS, and the task's evaluator are the ones PyTorch
   uses: verification compares detections and mAP like for like.
 
-Supported: ``onnx`` fp32, ``openvino`` fp32 and bf16 (the CPU plugin's inference precision),
-``torchscript`` fp32. int8 is not offered: Ultralytics calibrates int8 from a dataset yaml
-through its own data loader (which writes caches beside the labels), which visiontl does not
-drive yet.
+Supported: ``onnx`` fp32 and int8 (ONNX Runtime static QDQ on the convolutions, the head's
+output layers left in float), ``openvino`` fp32, bf16 (the CPU plugin's inference precision)
+and int8 (NNCF), ``torchscript`` fp32. int8 is calibrated on visiontl's calibration images
+letterboxed as at inference, not through Ultralytics' dataset loader (which writes caches
+beside the labels).
 """
 
 from __future__ import annotations
@@ -35,7 +36,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from visiontl.export.contracts import ExportArtifact, ExportRequest
 
 #: visiontl format -> (Ultralytics format, precisions offered).
-FORMATS = {"onnx": ("onnx", ("fp32",)), "openvino": ("openvino", ("fp32", "bf16", "int8")), "torchscript": ("torchscript", ("fp32",))}
+FORMATS = {"onnx": ("onnx", ("fp32", "int8")), "openvino": ("openvino", ("fp32", "bf16", "int8")), "torchscript": ("torchscript", ("fp32",))}
+
+#: Nodes of Ultralytics' ONNX graph left in float by the int8 quantiser: the head's output
+#: convolutions (box distributions, class scores, mask coefficients) and the DFL projection,
+#: whose int8 rounding moves boxes and flips scores, and the first convolution (raw pixels).
+ONNX_FLOAT_NODES = (r".*/dfl/.*", r".*/cv[234]\.\d+/cv[234]\.\d+\.2/.*", r"/model\.0/conv/.*")
 
 
 class RuntimeNet(nn.Module):
@@ -125,8 +131,10 @@ def export(model: nn.Module, request: ExportRequest) -> ExportArtifact:
     else:
         files = [produced]
     calibration: dict[str, Any] = {}
-    if request.precision == "int8":
+    if request.precision == "int8" and request.format == "openvino":
         files, calibration = _quantize_ir(files[0], request, imgsz)
+    elif request.precision == "int8":
+        files, calibration = _quantize_onnx(files[0], request, imgsz)
     folder = main_file.parent
     layout = OutputLayout("tuple", ("output0", "output1")) if segment else OutputLayout("tensor", ("output0",))
     hint = {"fp32": "f32", "bf16": "bf16"}.get(request.precision) if request.format == "openvino" else None
@@ -140,7 +148,7 @@ def export(model: nn.Module, request: ExportRequest) -> ExportArtifact:
         calibration=calibration,
         versions={**versions(), "ultralytics": _ultralytics_version()},
         extras={"postprocessing": "NMS and mask assembly in Python (visiontl_ultralytics YoloModel)", "imgsz": imgsz,
-                "conf": getattr(model, "conf", None), "iou": getattr(model, "iou", None)},
+                **postprocessing(model)},
     )
     manifest_path = write_manifest(manifest, manifest_path_for(main_file))
     stride, num_classes = model.net.stride, int(model.num_classes)
@@ -153,6 +161,25 @@ def export(model: nn.Module, request: ExportRequest) -> ExportArtifact:
     return ExportArtifact(manifest, manifest_path, load)
 
 
+def postprocessing(model: nn.Module) -> dict[str, Any]:
+    """What decodes the raw predictions, with the wrapper's own settings, for runtimes that
+    do it without torch (:mod:`visiontl.deploy.yolo`: letterbox, NMS, masks from prototypes,
+    step for step as :class:`~visiontl_ultralytics.model.YoloModel`)."""
+    import inspect
+
+    from ultralytics.utils.nms import non_max_suppression
+
+    # Ultralytics' NMS constants: its defaults, which YoloModel does not change.
+    defaults = {name: p.default for name, p in inspect.signature(non_max_suppression).parameters.items()}
+    return {
+        "decoder": "yolo", "conf": getattr(model, "conf", None), "iou": getattr(model, "iou", None),
+        "max_det": getattr(model, "max_det", None), "num_classes": int(getattr(model, "num_classes", 0)) or None,
+        "segment": bool(getattr(model, "segment", False)),
+        "max_nms": defaults.get("max_nms", 30000), "max_wh": defaults.get("max_wh", 7680),
+        "letterbox": {"pad_value": 114, "centred": True, "antialias_when_shrinking": True},
+    }
+
+
 def _quantize_ir(xml: Path, request: ExportRequest, imgsz: int) -> tuple[list[Path], dict[str, Any]]:
     """NNCF int8 post-training quantisation of the fp32 IR Ultralytics wrote, calibrated on
     the request's real images letterboxed exactly as the wrapper letterboxes at inference.
@@ -161,9 +188,23 @@ def _quantize_ir(xml: Path, request: ExportRequest, imgsz: int) -> tuple[list[Pa
     through NNCF here uses the same calibration images as every other visiontl int8 export.
     """
     import openvino as ov
-    import torch
 
     from visiontl.export.openvino_backend import quantize, save
+
+    batches = _letterboxed_calibration(request, imgsz)
+    quantized, settings = quantize(ov.Core().read_model(str(xml)), batches, request.model_id)
+    written = save(quantized, xml.with_name(xml.stem + ".quantized.xml"), "int8")
+    # The fp32 IR was only the quantiser's input: the int8 one takes its names.
+    files = [xml, xml.with_suffix(".bin")]
+    for source, final in zip(written, files, strict=True):
+        source.replace(final)
+    return files, {**request.calibration_info, **settings, "letterbox": imgsz}
+
+
+def _letterboxed_calibration(request: ExportRequest, imgsz: int) -> list[Any]:
+    """The request's calibration images letterboxed exactly as the wrapper letterboxes them."""
+    import torch
+
     from visiontl_ultralytics.model import letterbox_batch
 
     if request.calibration is None:
@@ -175,13 +216,21 @@ def _quantize_ir(xml: Path, request: ExportRequest, imgsz: int) -> tuple[list[Pa
         batches.append(canvas.float().contiguous().numpy())
     if not batches:
         raise _export_error(f"No calibration images for the int8 export of '{request.model_id}'.", fix="pass --calib DATA")
-    quantized, settings = quantize(ov.Core().read_model(str(xml)), batches, request.model_id)
-    written = save(quantized, xml.with_name(xml.stem + ".quantized.xml"), "int8")
-    # The fp32 IR was only the quantiser's input: the int8 one takes its names.
-    files = [xml, xml.with_suffix(".bin")]
-    for source, final in zip(written, files, strict=True):
-        source.replace(final)
-    return files, {**request.calibration_info, **settings, "letterbox": imgsz}
+    return batches
+
+
+def _quantize_onnx(onnx_file: Path, request: ExportRequest, imgsz: int) -> tuple[list[Path], dict[str, Any]]:
+    """ONNX Runtime static int8 (QDQ) of the fp32 graph Ultralytics wrote: convolutions only,
+    the head's output layers, the DFL projection and the first convolution left in float,
+    calibrated on the request's images letterboxed as at inference."""
+    from visiontl.export.onnx_backend import quantize_onnx
+
+    batches = _letterboxed_calibration(request, imgsz)
+    quantized = onnx_file.with_name(onnx_file.stem + ".int8.onnx")
+    settings = quantize_onnx(onnx_file, quantized, batches, request.model_id, op_types=("Conv",),
+                             float_nodes=ONNX_FLOAT_NODES, input_name="images")
+    quantized.replace(onnx_file)  # the fp32 graph was only the quantiser's input
+    return [onnx_file], {**request.calibration_info, **settings, "letterbox": imgsz}
 
 
 class _DropMessage(logging.Filter):

@@ -66,7 +66,8 @@ def verdicts(rows: list[dict[str, Any]]) -> list[str]:
             if best["verified"]:
                 text += f"; its {best['metric']} {best['accuracy']:.4f} is within {ACCURACY_TOLERANCE * 100:.0f} point of fp32 ({base['accuracy']:.4f})"
             else:
-                text += f"; but its {best['metric']} {best['accuracy']:.4f} is more than {ACCURACY_TOLERANCE * 100:.0f} point below fp32 ({base['accuracy']:.4f})"
+                side = "above" if best.get("higher_is_better", True) is False else "below"
+                text += f"; but its {best['metric']} {best['accuracy']:.4f} is more than {ACCURACY_TOLERANCE * 100:.0f} point worse than fp32 ({base['accuracy']:.4f}, {side})"
                 good = next((r for r in ranked if r["verified"]), None)
                 if good is not None:
                     text += f"; the fastest within tolerance is {_label(good)} at {good['latency_ms_p50']:.2f} ms"
@@ -87,8 +88,12 @@ def verdicts(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _verified(row: dict[str, Any], base: dict[str, Any] | None) -> bool | None:
+    """Whether a row's metric is within the tolerance of fp32, in the metric's direction
+    (``higher_is_better`` in the row: an error such as MAE may rise at most the tolerance)."""
     if row.get("accuracy") is None or base is None or base.get("accuracy") is None:
         return None
+    if row.get("higher_is_better", True) is False:
+        return bool(row["accuracy"] <= base["accuracy"] + ACCURACY_TOLERANCE + 1e-12)
     return bool(row["accuracy"] >= base["accuracy"] - ACCURACY_TOLERANCE - 1e-12)
 
 
@@ -114,13 +119,17 @@ def table(rows: Iterable[dict[str, Any]]) -> str:
     """An aligned text table of the rows (fastest row of each target/batch marked ``*``)."""
     from visiontl.cli.options import table as text_table
 
+    rows = list(rows)
     body = []
     for row in rows:
         cells = [_cell(key, row.get(key)) for key, _ in COLUMNS]
         if row.get("fastest"):
             cells[1] = "*" + cells[1]
         body.append(cells)
-    return text_table(body, [header for _, header in COLUMNS])
+    # The scored column is named after the metric it holds (accuracy, map50, miou, mae ...).
+    metrics = {row["metric"] for row in rows if row.get("metric")}
+    scored = metrics.pop() if len(metrics) == 1 else "metric"
+    return text_table(body, [scored if key == "accuracy" else header for key, header in COLUMNS])
 
 
 def render(result: Any) -> str:

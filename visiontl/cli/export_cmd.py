@@ -26,11 +26,13 @@ PRECISIONS = ("fp32", "bf16", "int8")
               help="Largest accepted drop of the primary metric against PyTorch fp32 (0.01 = 1 point).")
 @click.option("--threads", type=int, default=None, help="CPU threads of the runtime during verification.")
 @click.option("--strict", is_flag=True, help="Exit with code 1 when verification fails (default: report it).")
+@click.option("--force", is_flag=True, help="Keep a bf16/int8 export whose measured cost is beyond --tolerance "
+              "(default: refuse it, exit 1, saying what to use instead).")
 @set_option
 @data_root_option
 @json_option
 def export_command(target: Path, fmt: str, precision: str, calib: Path | None, out: Path | None, limit: int | None,
-                   tolerance: float, threads: int | None, strict: bool, overrides: tuple[str, ...],
+                   tolerance: float, threads: int | None, strict: bool, force: bool, overrides: tuple[str, ...],
                    data_root: Path | None, as_json: bool) -> None:
     """Export TARGET (a run directory or checkpoint) and verify it against PyTorch.
 
@@ -49,7 +51,8 @@ def export_command(target: Path, fmt: str, precision: str, calib: Path | None, o
     from visiontl.export.pipeline import export
 
     report = export(target, fmt, precision, calib=calib, out=out, overrides=list(overrides),
-                    data_root=data_root.resolve() if data_root else None, limit=limit, tolerance=tolerance, threads=threads)
+                    data_root=data_root.resolve() if data_root else None, limit=limit, tolerance=tolerance, threads=threads,
+                    force=force)
     if as_json:
         echo_json(report.as_dict())
     else:

@@ -66,7 +66,8 @@ def export_onnx(view: nn.Module, example: torch.Tensor, path: Path, layout: Outp
 
 
 def quantize_onnx(source: Path, target: Path, calibration: Sequence[np.ndarray], model_id: str,
-                  op_types: Sequence[str] | None = None, float_nodes: Sequence[str] = ()) -> dict[str, Any]:
+                  op_types: Sequence[str] | None = None, float_nodes: Sequence[str] = (),
+                  input_name: str = INPUT_NAME) -> dict[str, Any]:
     """Static int8 quantisation of ``source`` into ``target``, calibrated on ``calibration``
     (float32 NCHW batches, already preprocessed like the model's input).
 
@@ -76,6 +77,7 @@ def quantize_onnx(source: Path, target: Path, calibration: Sequence[np.ndarray],
             pasting stay in float.
         float_nodes: regular expressions (``re.match``) of node names left in float (e.g. the
             output layers of detection heads, whose int8 rounding moves boxes).
+        input_name: the graph's input (graphs exported by another library name it their way).
 
     Returns:
         The settings used (for the manifest).
@@ -94,7 +96,7 @@ def quantize_onnx(source: Path, target: Path, calibration: Sequence[np.ndarray],
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             item = next(self._items, None)
-            return None if item is None else {INPUT_NAME: item}
+            return None if item is None else {input_name: item}
 
     prepared = target.with_name(target.stem + ".prep.onnx")
     settings = {"method": "onnxruntime static QDQ", "weights": "int8 per-channel", "activations": "uint8 (MinMax calibration)",

@@ -108,6 +108,7 @@ def export(
     threads: int | None = None,
     batch_size: int = 16,
     plugins: Any = None,
+    force: bool = False,
 ) -> ExportReport:
     """Export a trained run or checkpoint and verify it against PyTorch on real images.
 
@@ -124,12 +125,17 @@ def export(
         threads: CPU threads of the runtime during verification.
         batch_size: verification batch size (1 for per-image detection graphs, whose
             PyTorch reference then runs one image at a time too).
+        force: keep a reduced-precision (bf16, int8) export whose measured cost is beyond
+            ``tolerance`` (reported as not passed) instead of refusing it.
 
     Returns:
-        An :class:`ExportReport`; ``passed`` is false when the metric dropped beyond ``tolerance``.
+        An :class:`ExportReport`; ``passed`` is false when the metric got worse beyond
+        ``tolerance`` (only seen with ``force``).
 
     Raises:
-        ExportError: unknown format/precision, missing packages, a model that cannot be exported.
+        ExportError: unknown format/precision, missing packages, a model that cannot be exported,
+            an fp32 export that does not reproduce PyTorch, or a bf16/int8 export whose cost is
+            beyond ``tolerance`` (unless ``force``).
 
     Example:
         >>> report = export("runs/classification/hymenoptera_feature_extraction", "openvino", "int8")  # doctest: +SKIP
@@ -185,8 +191,10 @@ def export(
         size = 1 if manifest.layout.kind == "detections" else batch_size
         comparison = compare(model, runtime, task, (task.evaluator(recipe, info), task.evaluator(recipe, info)),
                              images.batches(val, task, size, limit), primary)
-    problems = _problems(comparison, tolerance, precision)
-    manifest.verification = {**comparison.as_dict(), "tolerance": tolerance, "rule": _rule(precision, tolerance, comparison),
+    higher = task.higher_is_better_for(primary)
+    problems = _problems(comparison, tolerance, precision, higher)
+    manifest.verification = {**comparison.as_dict(), "tolerance": tolerance, "higher_is_better": higher,
+                             "rule": _rule(precision, tolerance, comparison, higher),
                              "passed": not problems, "problems": problems, "runtime_settings": getattr(runtime, "settings", {})}
     write_manifest(manifest, manifest_path)
     folder = manifest_path.parent
@@ -195,6 +203,16 @@ def export(
     report.run_dir = run_dir_of(target)
     if report.run_dir is not None:
         record_in_run(report.run_dir, report)
+    if precision != "fp32" and problems and not force:
+        from visiontl.export.errors import ExportError
+
+        raise ExportError(
+            f"Refused: the {fmt} {precision} export of '{loaded.model_id}' costs more than the stated bound: "
+            + "; ".join(problems) + f" (files and verification kept in {manifest_path} for inspection).",
+            fix=f"deploy the verified fp32 export (--precision fp32){' or bf16' if fmt == 'openvino' and precision != 'bf16' else ''}, "
+            "calibrate on more representative images (--calib DIR), or keep it knowingly with --force "
+            "(or a larger --tolerance)",
+        )
     if precision == "fp32" and problems:
         from visiontl.export.errors import ExportError
 
@@ -262,8 +280,10 @@ def export_section(
         calib_path = Path(calib).expanduser()
         if not calib_path.is_absolute() and not calib_path.exists():
             calib_path = (Path(data_root) if data_root else env.data_root()) / calib_path
+    # The run is finished: a reduced-precision export beyond its bound is recorded in the
+    # run's summary (passed: false) rather than raised after all the training.
     return [export(run_dir, fmt, precision, calib=calib_path if precision == "int8" else None, data_root=data_root,
-                   threads=threads, plugins=plugins) for fmt in formats]
+                   threads=threads, plugins=plugins, force=True) for fmt in formats]
 
 
 def produce(model: Any, request: Any, plugins: Any) -> Any:
@@ -288,21 +308,24 @@ def produce(model: Any, request: Any, plugins: Any) -> Any:
     return ExportArtifact(manifest, path, lambda threads: load_runtime(path, threads))
 
 
-def _problems(comparison: Any, tolerance: float, precision: str = "fp32") -> list[str]:
-    """Why verification failed: the primary metric dropped beyond ``tolerance``; for fp32,
-    also any headline metric off by more than ``tolerance`` either way."""
+def _problems(comparison: Any, tolerance: float, precision: str = "fp32", higher_is_better: bool = True) -> list[str]:
+    """Why verification failed: the primary metric got worse (in the task's direction for it:
+    lower for an error such as MAE) by more than ``tolerance``; for fp32, also any headline
+    metric off by more than ``tolerance`` either way. A better export never fails."""
     problems: list[str] = []
     delta = comparison.delta
     name = comparison.primary_metric
+    worse = -delta if higher_is_better else delta  # > 0: the export is worse than PyTorch
     if math.isnan(delta):
         problems.append(f"{name} could not be computed for both models")
-    elif delta < -tolerance:
-        problems.append(f"{name} dropped {-delta * 100:.2f} points from PyTorch fp32 "
+    elif worse > tolerance:
+        change = "dropped" if higher_is_better else "rose"
+        problems.append(f"{name} {change} {abs(delta) * 100:.2f} points from PyTorch fp32 "
                         f"({comparison.reference.get(name, math.nan):.4f} -> {comparison.exported.get(name, math.nan):.4f}), "
-                        f"beyond the tolerance of {tolerance * 100:.2f}")
+                        f"beyond the tolerance of {tolerance * 100:.2f}" + ("" if higher_is_better else " (lower is better)"))
     if precision == "fp32":
         for metric in _fp32_metrics(comparison):
-            if metric == name and delta < -tolerance:
+            if metric == name and worse > tolerance:
                 continue  # already said
             ref, exp = float(comparison.reference[metric]), float(comparison.exported[metric])
             if not (math.isnan(ref) and math.isnan(exp)) and not abs(exp - ref) <= tolerance:
@@ -316,9 +339,10 @@ def _fp32_metrics(comparison: Any) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _rule(precision: str, tolerance: float, comparison: Any) -> str:
+def _rule(precision: str, tolerance: float, comparison: Any, higher_is_better: bool = True) -> str:
     """The verification rule in words (stored with the verification)."""
-    drop = f"{comparison.primary_metric} may drop at most {tolerance * 100:.2f} points from PyTorch fp32"
+    way = "drop" if higher_is_better else "rise (lower is better)"
+    drop = f"{comparison.primary_metric} may {way} at most {tolerance * 100:.2f} points from PyTorch fp32"
     if precision != "fp32":
         return drop + f" ({precision}: the cost of the precision is reported per metric in 'deltas')"
     return (f"fp32 must reproduce PyTorch: {', '.join(_fp32_metrics(comparison))} within +-{tolerance * 100:.2f} points "

@@ -32,6 +32,10 @@ DETECTION_SCORE = 0.25
 DETECTION_TOP = 10
 
 
+#: One-value outputs (regressions) agree when within this relative and absolute tolerance.
+VALUE_RTOL = 0.01
+VALUE_ATOL = 1e-3
+
 @dataclass
 class Comparison:
     """How an export compared with PyTorch on real images.
@@ -114,7 +118,14 @@ class _Tally:
 
 def _compare_tensors(tally: _Tally, ref: torch.Tensor, exp: torch.Tensor, paths: list[str], per_image_dim: int) -> None:
     tally.values(ref, exp)
-    if ref.ndim == 2:  # (batch, classes): one prediction per image
+    if ref.ndim == 2 and ref.shape[1] == 1:  # (batch, 1): one value per image (a regression)
+        # Top-1 of one output always agrees: compare the values themselves instead.
+        tally.unit = f"values (|export - PyTorch| <= {VALUE_RTOL:g} x |PyTorch| + {VALUE_ATOL:g})"
+        same = ((ref.float() - exp.float()).abs() <= VALUE_RTOL * ref.float().abs() + VALUE_ATOL).reshape(-1)
+        tally.agree += int(same.sum())
+        tally.total += int(same.numel())
+        tally.disagreements += [p for p, s in zip(paths, same.tolist(), strict=False) if not s]
+    elif ref.ndim == 2:  # (batch, classes): one prediction per image
         tally.unit = "images (top-1)"
         same = ref.argmax(1) == exp.argmax(1)
         tally.agree += int(same.sum())
