@@ -174,4 +174,6 @@ def test_provenance_of_each_family(tmp_path):
         "path": str((tmp_path / "seg" / "images").resolve()),
         "files": 2,
         "sha256": hashlib.sha256(b"0.png\n1.png").hexdigest(),
+        "labels": str((tmp_path / "seg" / "masks").resolve()),  # what eval prints it scored
     }
+    assert seg.provenance["splits"]["val"]["carved"] == "the last 1 of 3 training image/mask pairs by file name (data.val_last: 1)"

@@ -87,7 +87,7 @@ def build_model(plugins: Plugins, recipe: Recipe, class_names: list[str], data_r
         weights=weights,
         options=dict(recipe.model.options),
         class_names=tuple(class_names),
-        input_size=(recipe.data.image_size, recipe.data.image_size) if recipe.data.image_size else None,
+        input_size=recipe.data.size_hw,
         data_root=data_root,
         trust_weights=recipe.model.trust_weights,
         output=_task_output(plugins, recipe.task),
@@ -96,6 +96,9 @@ def build_model(plugins: Plugins, recipe: Recipe, class_names: list[str], data_r
     if built is None:
         raise PluginError(f"No plugin built '{model_id}' for task '{recipe.task}'.", fix="see: visiontl plugins")
     built.output = built.output or request.output
+    # The size the model is trained and used at, (H, W) as given: what checkpoints store and
+    # exports read (the plugin's own size when the recipe leaves it out).
+    built.preprocessing = built.preprocessing.with_size(recipe.data.size_hw)
     return built
 
 
@@ -372,6 +375,9 @@ def _train(prepared: Prepared, plugins: Plugins, run_dir: Any, resume_from: Path
         raise PluginError(f"No plugin trained '{prepared.built.model_id}'.")
     summary = build_summary(job, result, started, dt.datetime.now().astimezone())
     if main:
+        test = score_test(prepared, plugins, run_dir)
+        if test is not None:
+            summary["test"] = test
         run_dir.write_json("summary.json", summary)
         plots: list[Path] = []
         if prepared.recipe.output.plots and result.history:
@@ -436,6 +442,7 @@ class LoadedModel:
         member_names: short names of the members (run folder names), for reports.
         data_provenance: where its training data came from (as stored in the checkpoint;
             empty for older checkpoints and ensembles).
+        epoch: the epoch a best checkpoint was saved at (``None``: last.pt, an ensemble).
     """
 
     model: Any
@@ -449,6 +456,7 @@ class LoadedModel:
     members: list[LoadedModel] = field(default_factory=list)
     member_names: list[str] = field(default_factory=list)
     data_provenance: dict[str, Any] = field(default_factory=dict)
+    epoch: int | None = None
 
 
 def load_trained(target: str | Path, plugins: Plugins | None = None) -> LoadedModel:
@@ -488,8 +496,9 @@ def load_trained(target: str | Path, plugins: Plugins | None = None) -> LoadedMo
     preprocessing = Preprocessing(tuple(pre["input_size"]), tuple(pre["mean"]), tuple(pre["std"]), pre["interpolation"], pre["crop_pct"])
     built.model.eval()
     return LoadedModel(
-        built.model, ckpt["model_id"], ckpt["task"], list(ckpt["class_names"]), preprocessing.with_size(recipe.data.image_size), recipe, path, built,
+        built.model, ckpt["model_id"], ckpt["task"], list(ckpt["class_names"]), preprocessing.with_size(recipe.data.size_hw), recipe, path, built,
         data_provenance=dict(ckpt.get("data_provenance") or {}),
+        epoch=ckpt.get("epoch") if isinstance(ckpt.get("epoch"), int) else None,
     )
 
 
@@ -503,6 +512,8 @@ class Prediction:
         details: task-specific data (boxes, mask areas ...).
         overlay: the PNG drawn for it, if any.
         error: why the file could not be read.
+        score: what each number of ``top`` is: ``probability``, ``score`` (an object's
+            confidence) or ``area`` (the fraction of the image's pixels, segmentation).
     """
 
     path: str
@@ -510,6 +521,7 @@ class Prediction:
     details: dict[str, Any] = field(default_factory=dict)
     overlay: str | None = None
     error: str | None = None
+    score: str = "probability"
 
 
 def predict(
@@ -550,7 +562,7 @@ def predict(
             out.append(Prediction(str(f), [], error=str(exc)))
             continue
         result = task.predict(loaded.model, image, loaded.preprocessing, loaded.class_names, topk=topk, score_threshold=threshold, recipe=loaded.recipe)
-        prediction = Prediction(str(f), result.labels, result.details)
+        prediction = Prediction(str(f), result.labels, result.details, score=result.score)
         if out_dir is not None:
             overlay = task.draw(image, result, loaded.class_names)
             if overlay is not None:
@@ -608,8 +620,25 @@ def _overlay_names(images: list[str | Path], files: list[Path]) -> dict[Path, Pa
     return names
 
 
-def evaluate(target: str | Path, overrides: list[str] | None = None, plugins: Plugins | None = None, data_root: Path | None = None) -> dict[str, Any]:
-    """Evaluate a trained run or checkpoint (or an ensemble recipe) on its recipe's validation set.
+def evaluate(
+    target: str | Path,
+    overrides: list[str] | None = None,
+    plugins: Plugins | None = None,
+    data_root: Path | None = None,
+    *,
+    split: str = "val",
+    images: str | Path | None = None,
+    labels: str | Path | None = None,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Evaluate a trained run or checkpoint (or an ensemble recipe) on one split.
+
+    Which data: the recipe's validation split (``split="val"``, the default), its test split
+    (``split="test"``: ``data.test``, scanned alone), or explicit folders (``images`` with
+    ``labels``: a mask folder, a COCO JSON, a CSV; see :meth:`TaskAdapter.explicit_split`),
+    which replace every split key of the stored recipe. The result says what was scored
+    under ``scored`` (checkpoint, epoch, split, image count, folder, labels; see
+    :func:`visiontl.scoring.scored_split`).
 
     For an ensemble, every member is evaluated on the same batches: the result also holds
     ``members`` (one row per member: name, source, model id, weight, scalar metrics) and
@@ -622,16 +651,17 @@ def evaluate(target: str | Path, overrides: list[str] | None = None, plugins: Pl
         overrides: ``a.b=value`` applied to the stored recipe (e.g. ``data.val=test``); for an
             ensemble recipe, applied to it before its members are loaded (so
             ``ensemble.members=[...]`` may name other runs).
+        split: ``val`` or ``test``.
+        images, labels: explicit folders to score (the test split of a rewritten recipe).
+        threads: torch CPU threads (default: the recipe's ``train.threads``).
 
     Raises:
+        ConfigError: conflicting split keys, no such split, labels that do not fit the task.
         RunError: the classes differ from the model's, or a metric is NaN or infinite (the
             model's outputs are not finite, or nothing could be scored).
     """
-    import torch
-    from torch.utils.data import DataLoader
-
     from visiontl.config.loader import apply_overrides
-    from visiontl.tasks.base import Batch
+    from visiontl.scoring import explicit_recipe, score_dataset, scored_split
 
     plugins = plugins or get_plugins()
     if Path(target).suffix.lower() in (".yaml", ".yml"):
@@ -643,37 +673,66 @@ def evaluate(target: str | Path, overrides: list[str] | None = None, plugins: Pl
     else:
         loaded = load_trained(target, plugins)
         recipe = validate_recipe(apply_overrides(recipe_to_dict(loaded.recipe), overrides or []), "(stored recipe with overrides)")
+    if split not in ("val", "test"):
+        raise ConfigError(f"Unknown split '{split}'.", fix="use val or test")
     task = resolve_task(plugins, recipe.task)
-    info = task.inspect(recipe, data_root or env.data_root())
-    if info.class_names != loaded.class_names:
-        raise RunError(f"The dataset's classes {info.class_names} differ from the model's {loaded.class_names}.")
-    for change in provenance_changes(loaded.data_provenance, info.provenance):
-        log.warning(change)
-    _, val = task.datasets(recipe, info, loaded.preprocessing, data_root or env.data_root())
-    evaluator = task.evaluator(recipe, info)
-    # An ensemble's members are scored on the same batches, from the same forward passes.
-    member_evaluators = [task.evaluator(recipe, info) for _ in loaded.members]
-    skipped: dict[str, str] = {}
-    loader = DataLoader(val, batch_size=recipe.train.batch_size, collate_fn=task.collate, num_workers=recipe.train.workers)
-    with torch.no_grad():
-        for batch in loader:
-            assert isinstance(batch, Batch)
-            skipped.update(batch.skipped)
-            if not len(batch):
-                continue
-            if member_evaluators:
-                logits = loaded.model.member_logits(batch.inputs)
-                for member_evaluator, member_logits in zip(member_evaluators, logits, strict=True):
-                    member_evaluator.update(member_logits, batch.targets)
-                evaluator.update(loaded.model.combine(logits), batch.targets)
-            else:
-                evaluator.update(task.forward_eval(loaded.model, batch), batch.targets)
-    metrics = evaluator.compute()
-    if member_evaluators:
-        metrics.update(_member_metrics(loaded, [e.compute() for e in member_evaluators], recipe.eval.metric or task.primary_metric))
+    root = data_root or env.data_root()
+    if images is not None:
+        recipe = explicit_recipe(recipe, task, Path(images), Path(labels) if labels is not None else None)
+        split = "test"
+    elif labels is not None:
+        raise ConfigError("--masks/--labels need --images: the folder of the images they label.", fix="visiontl eval RUN --images DIR --masks DIR")
+    with _threads(threads or recipe.train.threads):
+        if split == "test":
+            info = task.inspect_test(recipe, root, loaded.class_names)
+        else:
+            info = task.inspect(recipe, root)
+        if info.class_names != loaded.class_names:
+            raise RunError(f"The dataset's classes {info.class_names} differ from the model's {loaded.class_names}.")
+        if images is None:  # explicit folders are other data on purpose
+            for change in provenance_changes(loaded.data_provenance, info.provenance):
+                log.warning(change)
+        dataset = task.eval_dataset(recipe, info, loaded.preprocessing, root, split)
+        metrics, skipped = score_dataset(task, recipe, info, loaded, dataset)
     _check_finite(metrics, loaded)
+    metrics["scored"] = scored_split(loaded, info, split, unreadable=len(skipped))
+    if images is not None:
+        metrics["scored"]["split"] = "explicit"  # --images: no split of the recipe
     metrics["skipped"] = {**info.skipped, **skipped}
     return metrics
+
+
+def score_test(prepared: Prepared, plugins: Plugins, run_dir: Any) -> dict[str, Any] | None:
+    """Score the recipe's test split once, with the run's best checkpoint (as ``visiontl eval
+    RUN --split test`` would), after training: the test split never takes part in choosing
+    the best epoch or stopping early. Without checkpoints (``output.checkpoints: false``) the
+    final weights in memory are scored, and the record says so.
+
+    Returns:
+        ``None`` without a test split; else the scalar metrics with ``scored`` (what was
+        scored) and ``details`` (the task's tables).
+    """
+    from visiontl.scoring import score_dataset, scored_split
+    from visiontl.train.precision import resolve_device
+
+    if "test" not in prepared.info.counts:
+        return None
+    recipe = prepared.recipe
+    if run_dir.best.is_file():
+        loaded = load_trained(run_dir.best, plugins)
+    else:
+        built = prepared.built
+        loaded = LoadedModel(built.model.eval(), str(built.model_id), recipe.task, list(prepared.info.class_names), built.preprocessing,
+                             recipe, Path("(final weights: output.checkpoints is off)"), built)
+    dataset = prepared.task.eval_dataset(recipe, prepared.info, loaded.preprocessing, prepared.data_root, "test")
+    with _threads(recipe.train.threads):
+        metrics, skipped = score_dataset(prepared.task, recipe, prepared.info, loaded, dataset,
+                                         device=resolve_device(recipe.train.device), precision=recipe.train.precision)
+    for path, reason in skipped.items():
+        log.warning(f"skipped unreadable test image {path}: {reason}")
+    scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
+    details = {k: v for k, v in metrics.items() if k not in scalars}
+    return {**scalars, "scored": scored_split(loaded, prepared.info, "test", unreadable=len(skipped)), "details": details}
 
 
 def _check_finite(metrics: dict[str, Any], loaded: LoadedModel) -> None:

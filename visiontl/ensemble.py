@@ -205,7 +205,7 @@ def load_ensemble(recipe_path: str | Path, plugins: Plugins | None = None, overr
                 f"member '{section.members[0]}' {first.preprocessing.input_size} px ({first.preprocessing.interpolation}, crop {first.preprocessing.crop_pct}).",
                 fix="ensemble members that share their input size and crop (set data.image_size alike when training them)",
             )
-    if recipe.data.image_size is not None and (recipe.data.image_size, recipe.data.image_size) != tuple(first.preprocessing.input_size):
+    if recipe.data.size_hw is not None and recipe.data.size_hw != tuple(first.preprocessing.input_size):
         raise ConfigError(
             f"The ensemble recipe sets data.image_size {recipe.data.image_size}, its members take {first.preprocessing.input_size}.",
             fix="leave data.image_size out of the ensemble recipe: the members' input size is used",

@@ -75,6 +75,14 @@ def check_recipe(recipe: Recipe, device_type: str) -> None:
             "train.cache_features: on cannot be honoured by Ultralytics' trainer (it augments every epoch).",
             fix="set train.cache_features: auto or off",
         )
+    if recipe.data.resize == "stretch":
+        # Ultralytics letterboxes every image to a square imgsz (the longer side of
+        # data.image_size); validation stretched to H x W would score other inputs.
+        raise ConfigError(
+            "data.resize: stretch cannot be honoured by Ultralytics' trainer, which letterboxes its inputs to a square "
+            "of the longer side of data.image_size.",
+            fix="use data.resize: auto or letterbox with an Ultralytics model",
+        )
 
 
 def user_overrides(options: dict[str, Any]) -> dict[str, Any]:

@@ -314,12 +314,12 @@ class UltralyticsDriver:
             self.recipe, self.job.plan, index, data_yaml=data_yaml, save_dir=save_dir,
             config=str(self.extras.get("config", "yolov8n.yaml")), imgsz=self.imgsz,
             device=ultralytics_device(self.device), preset=phase.augmentation or self._preset(),
-            segment=self.segment, extra=self.extra_args, verbose=self.recipe.train.progress,
+            segment=self.segment, extra=self.extra_args, verbose=self.recipe.train.progress == "bars",
         )
         args["lr0"] = max(phase.lrs[g] for g in phase.trainable)
         trainer = self._make_trainer(args, hooks)
         started = time.perf_counter()
-        with offline.ultralytics_logging(self.recipe.train.progress):
+        with offline.ultralytics_logging(self.recipe.train.progress == "bars"):
             try:
                 trainer.train()
             except VisiontlError:
@@ -349,7 +349,7 @@ class UltralyticsDriver:
         from visiontl_ultralytics.ultra_trainer import trainer_class
 
         cls = trainer_class(self.segment)
-        with offline.ultralytics_logging(self.recipe.train.progress):
+        with offline.ultralytics_logging(self.recipe.train.progress == "bars"):
             trainer = cls(overrides=args)
         # Integration callbacks (Platform, telemetry, ClearML, MLflow ...) talk to servers:
         # a visiontl run keeps only Ultralytics' no-op defaults plus its own.
@@ -420,7 +420,8 @@ class UltralyticsDriver:
             save_checkpoint(self.job.run.best, {**model_payload(self.job, view), "epoch": self.state.best_epoch})
 
     def _print(self, row: dict[str, Any]) -> None:
-        if not self.recipe.train.progress:
+        # train.progress 'lines' (or false) hides Ultralytics' bars, not these lines.
+        if self.recipe.train.progress == "none":
             return
         from tqdm.auto import tqdm
 

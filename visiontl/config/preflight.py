@@ -143,6 +143,7 @@ def preflight(
         report.info = _scan(recipe, task, data_root, report)
         if report.info is not None and len(report.problems) == before:
             report.problems += _guard("loss", lambda: _check_loss(recipe, task, report.info))
+            report.problems += _check_test_split(recipe, task, report.info)
     if task is not None:
         report.problems += _check_metric(recipe, task, report.info)
     report.problems += _check_device(recipe)
@@ -295,8 +296,9 @@ def _will_synthesize(recipe: Recipe, data_root: Path) -> bool:
     return bool(recipe.data.synthesize) and not resolve_data_path(recipe.data.root, data_root, must_exist=False).exists()
 
 
-#: Path options resolved under ``data.root``, checked when set.
-_UNDER_ROOT = ("images", "masks", "val_images", "val_masks", "yaml")
+#: Path options resolved under ``data.root``, checked when set (``test`` names a data yaml's
+#: entry for format yolo, not a path: the scan checks it).
+_UNDER_ROOT = ("images", "masks", "val_images", "val_masks", "yaml", "test", "test_images", "test_masks")
 
 
 def _check_data_paths(recipe: Recipe, data_root: Path) -> list[Problem]:
@@ -318,6 +320,8 @@ def _check_data_paths(recipe: Recipe, data_root: Path) -> list[Problem]:
     problems = []
     for name in _UNDER_ROOT:
         value = getattr(data, name)
+        if name == "test" and data.format == "yolo":
+            continue
         if value and not (root / value).exists():
             problems.append(Problem(f"data.{name}", DataError(
                 f"data.{name} '{value}' does not exist under data.root ({root / value}).",
@@ -341,6 +345,16 @@ def _scan(recipe: Recipe, task: TaskAdapter, data_root: Path, report: PreflightR
             fix="check that data.root and its files are readable",
         )))
     return None
+
+
+def _check_test_split(recipe: Recipe, task: TaskAdapter, info: DataInfo) -> list[Problem]:
+    """``data.test`` set for a task whose scan ignores it would be a test split never scored."""
+    if not recipe.data.test or "test" in info.counts:
+        return []
+    return [Problem("data.test", ConfigError(
+        f"data.test is set, but task '{task.name}' reads no test split (its inspect found none): it would never be scored.",
+        fix="remove data.test, and score other data after training with: visiontl eval RUN --data PATH",
+    ))]
 
 
 def _check_loss(recipe: Recipe, task: TaskAdapter, info: DataInfo | None) -> None:

@@ -22,6 +22,22 @@ from visiontl.search.section import SearchSection
 LearningRate = float | tuple[float, float] | dict[str, float]
 BnPolicy = Literal["freeze", "train", "eval"]
 AugmentationPreset = Literal["none", "light", "standard", "strong", "auto"]
+#: How an image reaches ``data.image_size`` (see ``DataSection.resize``).
+ResizeMode = Literal["auto", "stretch", "letterbox"]
+
+
+def image_hw(size: int | tuple[int, int] | list[int] | None) -> tuple[int, int] | None:
+    """A recipe's ``data.image_size`` as (height, width); ``None`` stays ``None``.
+
+    Example:
+        >>> image_hw(224), image_hw([360, 480]), image_hw(None)
+        ((224, 224), (360, 480), None)
+    """
+    if size is None:
+        return None
+    if isinstance(size, int):
+        return (size, size)
+    return (int(size[0]), int(size[1]))
 
 
 def _numeric_only(annotation: Any) -> bool:
@@ -135,8 +151,23 @@ class DataSection(Section):
     masks: str | None = Field(
         None, description="Mask folder under root, matched to images by file stem (masks)."
     )
-    val_images: str | None = Field(None, description="Validation image folder (coco, masks), when separate.")
+    val_images: str | None = Field(
+        None,
+        description="Validation image folder, when separate: the folder the val JSON's file_name entries are "
+        "relative to (coco), or the validation image folder (masks; same as val, give one of them).",
+    )
     val_masks: str | None = Field(None, description="Validation mask folder (masks), when separate.")
+    test: str | None = Field(
+        None,
+        description="Test split, scored once at the end of the run with the best checkpoint and reported apart "
+        "(summary.json 'test', report.md); never used to pick the best epoch or to stop early. Same form as "
+        "train: a class-folder parent (imagefolder), a CSV (csv), a COCO JSON (coco), an image folder with "
+        "test_masks (masks), or the data yaml's entry name, e.g. 'test' (yolo).",
+    )
+    test_images: str | None = Field(
+        None, description="Folder the test JSON's file_name entries are relative to (coco; default: images, else the JSON's folder)."
+    )
+    test_masks: str | None = Field(None, description="Test mask folder (masks), matched to the test images by file stem.")
     yaml: str | None = Field(
         None,
         description="YOLO data yaml under root (yolo); its train/val entries name the splits and a relative "
@@ -164,8 +195,17 @@ class DataSection(Section):
         description="Generate a small synthetic dataset at root when it is missing "
         "('shapes': circles, squares, triangles). Used by the quickstart; needs no download.",
     )
-    image_size: int | None = Field(
-        None, ge=16, description="Input size override; default: the model's own input size."
+    image_size: int | tuple[int, int] | None = Field(
+        None,
+        description="Input size: one number (a square) or [height, width] (e.g. [360, 480] for 4:3 street "
+        "scenes); default: the model's own input size. How images reach it: data.resize.",
+    )
+    resize: ResizeMode = Field(
+        "auto",
+        description="How images reach data.image_size: 'stretch' (exactly H x W, the aspect ratio changes), "
+        "'letterbox' (scaled to fit inside H x W keeping the aspect ratio, padded at the bottom and right; "
+        "segmentation pads masks with ignore_index), or 'auto': the task's own (classification: resize and "
+        "centre-crop; segmentation: stretch; detection: fit inside H x W keeping the aspect ratio, unpadded).",
     )
     limit: int | None = Field(
         None, ge=1, description="Use at most this many images per class and split (classification) or per split (other tasks), for smoke runs."
@@ -180,15 +220,36 @@ class DataSection(Section):
                 raise ValueError(f"RGB values are 0 to 255, not {list(colour)}")
         return value
 
+    @field_validator("image_size", mode="before")
+    @classmethod
+    def _size_text(cls, value: Any) -> Any:
+        # "360x480" as benchmark --input-size writes it; a boolean is no size.
+        if isinstance(value, bool):
+            raise ValueError(f"must be a number or [height, width], not {str(value).lower()}")
+        if isinstance(value, str) and re.fullmatch(r"\s*\d+\s*[xX]\s*\d+\s*", value):
+            h, w = re.split(r"[xX]", value)
+            return (int(h), int(w))
+        return value
+
+    @field_validator("image_size")
+    @classmethod
+    def _size(cls, value: int | tuple[int, int] | None) -> int | tuple[int, int] | None:
+        sides = [value] if isinstance(value, int) else list(value or [])
+        if any(side < 16 for side in sides):
+            raise ValueError(f"every side must be at least 16 pixels, not {value if isinstance(value, int) else list(value or [])}")
+        return value
+
     @model_validator(mode="after")
-    def _one_way_to_validate(self) -> DataSection:
-        if self.val_split is not None and self.val_last is not None:
-            raise ValueError("give val_split or val_last, not both")
-        if (self.val_split is not None or self.val_last is not None) and "val" in self.model_fields_set and self.val is not None:
-            raise ValueError("val names a validation split and val_split/val_last carves one from train: choose one (set val: null)")
-        if self.val_split is not None or self.val_last is not None:
-            self.__dict__["val"] = None  # carving replaces the default 'val' split
+    def _one_way_per_split(self) -> DataSection:
+        from visiontl.config.splits import check_split_keys
+
+        check_split_keys(self)
         return self
+
+    @property
+    def size_hw(self) -> tuple[int, int] | None:
+        """``image_size`` as (height, width), or ``None`` for the model's own size."""
+        return image_hw(self.image_size)
 
 
 class ModelSection(Section):
@@ -421,7 +482,19 @@ class TrainSection(Section):
         "preprocessing: auto (when possible), on (fail if impossible), off.",
     )
     early_stopping: EarlyStoppingSection = Field(default_factory=EarlyStoppingSection)
-    progress: bool = Field(True, description="Show progress bars.")
+    progress: Literal["bars", "lines", "none"] = Field(
+        "bars",
+        description="What training prints: 'bars' (progress bars on a terminal, and one line per epoch), "
+        "'lines' (one line per epoch only; also false), 'none' (nothing per epoch). true means 'bars'.",
+    )
+
+    @field_validator("progress", mode="before")
+    @classmethod
+    def _progress_bool(cls, value: Any) -> Any:
+        # A boolean is what older recipes hold: false always meant "no bars", never "silence".
+        if isinstance(value, bool):
+            return "bars" if value else "lines"
+        return value
 
     @field_validator("cache_features", mode="before")
     @classmethod
@@ -453,8 +526,9 @@ class EvalSection(Section):
     )
     inference: Literal["auto", "resize", "sliding"] = Field(
         "auto",
-        description="Segmentation on images of any size: resize to the input size and back, slide a window, "
-        "or auto (sliding when a side is much larger than the input size).",
+        description="Segmentation on images of any size: resize to the input size and back (data.resize), slide "
+        "a window at the image's own resolution, or auto: predict slides windows over an image with a side more "
+        "than twice the input size and resizes the others; validation and eval resize.",
     )
     window_overlap: float = Field(0.25, ge=0.0, lt=1.0, description="Overlap of sliding windows (fraction of the window).")
 

@@ -153,6 +153,8 @@ def provenance(
     data_root: Path | None,
     splits: Mapping[str, Sequence[Path]],
     roots: Mapping[str, Path] | None = None,
+    labels: Mapping[str, Path | None] | None = None,
+    carved: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """``DataInfo.provenance``: the data root and a fingerprint of each split's files.
 
@@ -161,10 +163,15 @@ def provenance(
             ``$VISIONTL_DATA_DIR``, default ``./data``).
         splits: split name -> the image files it uses.
         roots: split name -> its folder; by default the deepest folder holding its files.
+        labels: split name -> where its labels are (mask folder, annotation file, CSV), for
+            the lines ``eval`` prints; splits whose labels are in their folders are left out.
+        carved: split name -> how it was carved from another split ("the last 20 training
+            images by file name (data.val_last)").
 
     Returns:
         ``{"data_root": abs path, "splits": {split: {"path": abs path, "files": N,
-        "sha256": hash of the sorted relative file list}}}`` (see :func:`dataset_fingerprint`).
+        "sha256": hash of the sorted relative file list[, "labels": abs path][, "carved":
+        how]}}}`` (see :func:`dataset_fingerprint`).
     """
     if data_root is None:
         from visiontl import env
@@ -175,4 +182,9 @@ def provenance(
     for split, files in splits.items():
         root = roots.get(split) or common_root(files) or Path(data_root)
         out[split] = dataset_fingerprint(root, list(files))
+        where = (labels or {}).get(split)
+        if where is not None:
+            out[split]["labels"] = os.path.abspath(where)
+        if (carved or {}).get(split):
+            out[split]["carved"] = (carved or {})[split]
     return {"data_root": str(Path(os.path.abspath(Path(data_root).expanduser()))), "splits": out}

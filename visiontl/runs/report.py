@@ -73,6 +73,21 @@ def build_summary(job: TrainJob, result: TrainResult, started: dt.datetime, fini
     }
 
 
+def test_split_lines(test: dict[str, Any], primary: str) -> list[str]:
+    """The report's test section: what was scored, then every scalar metric."""
+    from visiontl.scoring import describe
+
+    scored = test.get("scored") or {}
+    metrics = {k: v for k, v in test.items() if k not in ("scored", "details") and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    lines = ["## Test split (scored once, after training)", ""]
+    if primary in metrics:
+        lines += [f"Test {primary}: **{metrics[primary]:.4f}**", ""]
+    lines += [f"- {line}" for line in describe(scored)] if scored else []
+    lines += ["- the test split took no part in choosing the best epoch or in early stopping (validation did)", ""]
+    lines += ["| metric | value |", "|---|---:|"] + [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items()]
+    return [*lines, ""]
+
+
 def write_report(run: RunDir, summary: dict[str, Any], task_lines: list[str], plots: list[Path], heading: str = "Per class (final epoch)") -> Path:
     """A short human-readable report.md.
 
@@ -95,13 +110,15 @@ def write_report(run: RunDir, summary: dict[str, Any], task_lines: list[str], pl
         + (f", new head ({new_head} tensors)" if new_head else "")
         + f", {len([k for k in weights['missing'] if k not in weights['reinitialised']])} missing)",
         f"- Strategy: {summary['strategy']} — " + ", ".join(f"{p['name']} ({p['epochs']} ep)" for p in summary["phases"]),
-        f"- Best {primary}: **{best[primary]:.4f}** at epoch {best['epoch']}; final {primary}: {final.get(primary, float('nan')):.4f}",
+        f"- Best {primary} (validation): **{best[primary]:.4f}** at epoch {best['epoch']}; final {primary}: {final.get(primary, float('nan')):.4f}",
         f"- Data: {count_of(len(summary['data']['classes']), summary['data'].get('label_kind', 'classes'))}, "
         + ", ".join(f"{split} {n}" for split, n in summary["data"]["images"].items())
         + f" images; {summary['data']['skipped_count']} file(s) skipped",
         f"- Time: {summary['timings_s'].get('train_total', 0):.1f} s on {summary.get('device', '?')} ({summary.get('precision', '?')})",
         "",
     ]
+    if summary.get("test"):
+        lines += test_split_lines(summary["test"], primary)
     if summary.get("feature_cache"):
         lines += ["## Feature caching", ""] + [f"- {k}: {v}" for k, v in summary["feature_cache"].items()] + [""]
     if summary.get("audits"):

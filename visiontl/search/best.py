@@ -36,7 +36,7 @@ def best_recipe(spec: SearchSpec, row: dict[str, Any]) -> dict[str, Any]:
     if comparable(recipe) != comparable(trained):
         recipe = trained  # the short form would not reproduce the trial: write what it ran
     recipe["output"] = {**recipe.get("output", {}), "dir": "runs", "name": f"{spec.out.name}-best"}
-    recipe.setdefault("train", {})["progress"] = True
+    recipe.setdefault("train", {})["progress"] = "bars"
     fmt = BENCH_FORMATS.get(row.get("deploy_format") or "")
     if fmt is not None and fmt.export is not None:
         recipe["export"] = {"formats": [fmt.export], "precision": "int8" if fmt.quantized else "fp32"}

@@ -249,7 +249,7 @@ def trial_recipe(base: dict[str, Any], params: dict[str, Any], space: SearchSpac
     recipe["augmentation"] = {**(recipe.get("augmentation") or {}), "preset": params["augmentation"]}
     train = dict(recipe.get("train") or {})
     train["epochs"] = space.epochs
-    train["progress"] = False  # the search prints one line per epoch of its own
+    train["progress"] = "none"  # the search prints one line per epoch of its own
     if threads is not None:
         train["threads"] = threads
     recipe["train"] = train

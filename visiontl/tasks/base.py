@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from visiontl.errors import ConfigError
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
     from torch import nn
@@ -94,10 +96,14 @@ class PredictionResult:
         labels: ``(class name, score)`` pairs: the top-k classes (classification) or one per
             detected object / present class (detection, segmentation), best first.
         details: task-specific, JSON-serialisable data (boxes, mask areas ...).
+        score: what the number of each label is, for printing: ``probability`` (a class's
+            softmax), ``score`` (an object's confidence) or ``area`` (the fraction of the
+            image's pixels given to the class).
     """
 
     labels: list[tuple[str, float]]
     details: dict[str, Any] = field(default_factory=dict)
+    score: str = "probability"
 
 
 class Evaluator(ABC):
@@ -202,6 +208,50 @@ class TaskAdapter(ABC):
     @abstractmethod
     def collate(self, items: Sequence[Any]) -> Batch:
         """Collate dataset items (some may be unreadable markers) into a :class:`Batch`."""
+
+    def eval_dataset(self, recipe: Recipe, info: DataInfo, preprocessing: Preprocessing, data_root: Path, split: str = "val") -> Dataset:
+        """The evaluation dataset of one split, with the validation transform.
+
+        Args:
+            split: ``val`` (the second dataset of :meth:`datasets`) or ``test`` (the recipe's
+                ``data.test``, as :meth:`inspect` or :meth:`inspect_test` found it).
+
+        Raises:
+            ConfigError: the task has no such split (the default knows ``val`` only).
+        """
+        if split == "val":
+            return self.datasets(recipe, info, preprocessing, data_root)[1]
+        raise ConfigError(
+            f"Task '{self.name}' cannot score a '{split}' split (its adapter does not implement eval_dataset for it).",
+            fix="score its validation split (visiontl eval RUN), or remove data.test",
+        )
+
+    def inspect_test(self, recipe: Recipe, data_root: Path, class_names: Sequence[str]) -> DataInfo:
+        """Scan only the recipe's test split (``data.test`` ...) for a trained model whose
+        classes are ``class_names``: what ``visiontl eval --split test`` and ``eval --images``
+        score. The counts, extras and provenance are under ``test``; training and validation
+        data are not read.
+
+        Raises:
+            ConfigError: the task cannot (the default), or the recipe names no test split.
+        """
+        raise ConfigError(
+            f"Task '{self.name}' cannot score a test split or explicit folders (its adapter does not implement inspect_test).",
+            fix="score its validation split: visiontl eval RUN",
+        )
+
+    def explicit_split(self, recipe: Recipe, images: Path, labels: Path | None) -> dict[str, Any]:
+        """The ``data`` settings that make ``images`` (with ``labels``) the test split, for
+        ``visiontl eval RUN --images DIR [--masks DIR | --labels FILE]``.
+
+        The core first clears every split key of the stored recipe (``val_last``,
+        ``val_images`` ...) so that nothing of the training layout leaks in, keeping the class
+        settings (``class_names``, ``value_map``, ``yaml`` ...); the task returns what to set.
+
+        Raises:
+            ConfigError: the labels are missing or of the wrong kind for the task.
+        """
+        raise ConfigError(f"Task '{self.name}' cannot score explicit folders.", fix="score its validation split: visiontl eval RUN")
 
     def resolved_preset(self, recipe: Recipe, info: DataInfo) -> str:
         """The augmentation preset to use: ``auto`` picks by images per class (see

@@ -10,6 +10,7 @@ from visiontl.contracts import IMAGE_VECTOR
 from visiontl.data.classification import (
     ImageClassificationDataset,
     Sample,
+    SampleList,
     Unreadable,
     count_per_class,
     hold_out_last,
@@ -81,7 +82,7 @@ class ClassificationTask(TaskAdapter):
         return {"loss.label_smoothing": 0.1, "augmentation.mixup": 0.2}
 
     # ------------------------------------------------------------------ data
-    def _scan(self, recipe: Recipe, data_root: Path) -> tuple[list[str], list[Sample], list[Sample], dict[str, str]]:
+    def _check_format(self, recipe: Recipe) -> None:
         data = recipe.data
         if data.format not in self.formats:
             close = suggest(data.format, self.formats, n=1)
@@ -90,6 +91,19 @@ class ClassificationTask(TaskAdapter):
                 f"data.format '{data.format}' is not a classification format.{hint}",
                 fix=f"use one of: {', '.join(self.formats)}",
             )
+
+    def _scan_split(self, recipe: Recipe, data_root: Path, root: Path, where: str, names: Sequence[str]) -> SampleList:
+        """One more split (test) in the recipe's format, with the training classes."""
+        data = recipe.data
+        if data.format == "imagefolder":
+            return scan_imagefolder(root / where, names)[1]
+        image_root = resolve_data_path(data.image_root, data_root, what="data.image_root") if data.image_root else None
+        return scan_csv(root / where, image_root, names)[1]
+
+    def _scan(self, recipe: Recipe, data_root: Path) -> tuple[list[str], list[Sample], list[Sample], dict[str, str], str]:
+        """(classes, train, val, skipped, how validation was carved from train or "")."""
+        data = recipe.data
+        self._check_format(recipe)
         root = resolve_data_path(data.root, data_root, must_exist=not data.synthesize)
         if data.synthesize and not root.exists():
             from visiontl.data.synthetic import make_shapes
@@ -108,14 +122,19 @@ class ClassificationTask(TaskAdapter):
             val = scan_csv(root / data.val, image_root, names)[1] if data.val else None
         skipped.update(train.skipped)
         train_samples = train.samples
+        carved = ""
         if val is not None:
             skipped.update(val.skipped)
             val_samples = val.samples
         else:
+            pool = len(train_samples)
             if data.val_last is not None:
                 train_samples, val_samples = hold_out_last(train_samples, data.val_last)
+                carved = f"the last {len(val_samples)} of {pool} training images by file name (data.val_last: {data.val_last})"
             elif data.val_split is not None:
                 train_samples, val_samples = stratified_split(train_samples, data.val_split, data.split_seed)
+                carved = (f"a seeded {len(val_samples)} of {pool} training images, stratified by class "
+                                f"(data.val_split: {data.val_split}, split_seed: {data.split_seed})")
             else:
                 raise ConfigError(
                     "data.val is null and neither data.val_split nor data.val_last is set: there is no validation set.",
@@ -130,27 +149,83 @@ class ClassificationTask(TaskAdapter):
             )
         if not val_samples:
             raise DataError("No usable validation images.", fix="check data.val or data.val_split")
-        return names, train_samples, val_samples, skipped
+        return names, train_samples, val_samples, skipped, carved
 
     def inspect(self, recipe: Recipe, data_root: Path) -> DataInfo:
-        names, train, val, skipped = self._scan(recipe, data_root)
+        names, train, val, skipped, carved = self._scan(recipe, data_root)
         if len(names) < 2:
             raise DataError(f"Classification needs at least 2 classes; found {names}.")
+        splits = {"train": train, "val": val}
+        data = recipe.data
+        if data.test:
+            root = resolve_data_path(data.root, data_root)
+            found = self._scan_split(recipe, data_root, root, data.test, names)
+            skipped.update(found.skipped)
+            splits["test"] = limit_per_class(found.samples, data.limit)
+            if not splits["test"]:
+                raise DataError(f"No usable test images in '{root / data.test}'.", fix="check data.test")
+        return self._info(names, splits, skipped, data_root, self._labels(recipe, data_root), {"val": carved} if carved else {})
+
+    def inspect_test(self, recipe: Recipe, data_root: Path, class_names: Sequence[str]) -> DataInfo:
+        """Only ``data.test`` (a class-folder parent, or a CSV), with the model's classes."""
+        self._check_format(recipe)
+        data = recipe.data
+        if not data.test:
+            raise ConfigError("No test split to score: data.test is not set.",
+                              fix="set data.test, or use: visiontl eval RUN --images DIR [--labels CSV]")
+        root = resolve_data_path(data.root, data_root, must_exist=False)
+        found = self._scan_split(recipe, data_root, root, data.test, class_names)
+        samples = limit_per_class(found.samples, data.limit)
+        if not samples:
+            raise DataError(f"No usable test images in '{root / data.test}' ({len(found.skipped)} file(s) skipped).", fix="check the folder layout <split>/<class>/<image>, or the CSV")
+        return self._info(list(class_names), {"test": samples}, dict(found.skipped), data_root, self._labels(recipe, data_root), {})
+
+    def _labels(self, recipe: Recipe, data_root: Path) -> dict[str, Path]:
+        """Where the labels of each split are: the CSV files (the folders say it for imagefolder)."""
+        data = recipe.data
+        if data.format != "csv":
+            return {}
+        root = resolve_data_path(data.root, data_root, must_exist=False)
+        named = {"train": data.train, "val": data.val or data.train, "test": data.test}
+        return {split: root / where for split, where in named.items() if where}
+
+    def _info(self, names: list[str], splits: dict[str, list[Sample]], skipped: dict[str, str], data_root: Path,
+              labels: dict[str, Path], carved: dict[str, str]) -> DataInfo:
         return DataInfo(
             class_names=names,
-            counts={"train": count_per_class(train, names), "val": count_per_class(val, names)},
+            counts={split: count_per_class(samples, names) for split, samples in splits.items()},
             skipped=skipped,
-            extras={"train_samples": train, "val_samples": val},
-            provenance=provenance(data_root, {"train": [s.path for s in train], "val": [s.path for s in val]}),
+            extras={f"{split}_samples": samples for split, samples in splits.items()},
+            provenance=provenance(data_root, {split: [s.path for s in samples] for split, samples in splits.items()},
+                                  labels={k: v for k, v in labels.items() if k in splits}, carved=carved),
         )
 
+    def explicit_split(self, recipe: Recipe, images: Path, labels: Path | None) -> dict[str, Any]:
+        """``--images DIR``: an ImageFolder-style folder (``DIR/<class>/<image>``); with
+        ``--labels CSV``: a path,label CSV whose paths are relative to DIR."""
+        if labels is None:
+            return {"format": "imagefolder", "test": str(images)}
+        if labels.suffix.lower() != ".csv" or not labels.is_file():
+            raise ConfigError(f"--labels '{labels}' is not a CSV file: classification scores a path,label CSV.",
+                              fix="visiontl eval RUN --images DIR --labels labels.csv (or --images DIR/<class>/<image> alone)")
+        return {"format": "csv", "test": str(labels), "image_root": str(images)}
+
     def datasets(self, recipe: Recipe, info: DataInfo, preprocessing: Preprocessing, data_root: Path) -> tuple[Any, Any]:
-        from visiontl.data.transforms import eval_transform, train_transform
+        from visiontl.data.transforms import train_transform
 
         pre = preprocessing.with_size(recipe.data.image_size)
-        train = ImageClassificationDataset(info.extras["train_samples"], train_transform(pre, self.resolved_preset(recipe, info)))
-        val = ImageClassificationDataset(info.extras["val_samples"], eval_transform(pre))
-        return train, val
+        preset = self.resolved_preset(recipe, info)
+        train = ImageClassificationDataset(info.extras["train_samples"], train_transform(pre, preset, recipe.data.resize))
+        return train, self.eval_dataset(recipe, info, preprocessing, data_root)
+
+    def eval_dataset(self, recipe: Recipe, info: DataInfo, preprocessing: Preprocessing, data_root: Path, split: str = "val") -> Any:
+        """The validation or test samples with the evaluation transform."""
+        from visiontl.data.transforms import eval_transform
+
+        samples = info.extras.get(f"{split}_samples")
+        if split not in ("val", "test") or samples is None:
+            raise ConfigError(f"There is no '{split}' split to score here.", fix="set data.test for a test split")
+        return ImageClassificationDataset(samples, eval_transform(preprocessing.with_size(recipe.data.image_size), recipe.data.resize))
 
     def deterministic_train_transform(self, recipe: Recipe) -> bool:
         aug = recipe.augmentation
@@ -232,7 +307,7 @@ class ClassificationTask(TaskAdapter):
 
         from visiontl.data.transforms import eval_transform
 
-        x = eval_transform(preprocessing)(image).unsqueeze(0)
+        x = eval_transform(preprocessing, recipe.data.resize if recipe is not None else "auto")(image).unsqueeze(0)
         with torch.no_grad():
             probs = torch.softmax(model(x).float(), dim=1)[0]
         values, indices = probs.topk(min(topk, len(class_names)))

@@ -111,9 +111,12 @@ class DetectionTask(TaskAdapter):
 
         scan = scan_detection(recipe.data, data_root, masks=self.masks)
         extras = dict(scan.extras)
-        images = {"train": len(scan.train), "val": len(scan.val)}
-        negatives = {"train": sum(1 for r in scan.train if not len(r)), "val": sum(1 for r in scan.val if not len(r))}
+        splits = {"train": scan.train, "val": scan.val, **({"test": scan.test} if scan.test is not None else {})}
+        images = {split: len(records) for split, records in splits.items()}
+        negatives = {split: sum(1 for r in records if not len(r)) for split, records in splits.items()}
         extras.update(train_records=scan.train, val_records=scan.val, images=images, negatives=negatives)
+        if scan.test is not None:
+            extras["test_records"] = scan.test
         # What summary.json records about the data beyond counts and skipped files.
         extras["summary"] = {
             "format": scan.extras.get("format"),
@@ -126,11 +129,41 @@ class DetectionTask(TaskAdapter):
             class_names=list(scan.class_names),
             # Objects per class (crowd regions excluded): the figure augmentation and
             # reports reason about for detection.
-            counts={"train": class_counts(scan.train, scan.class_names), "val": class_counts(scan.val, scan.class_names)},
+            counts={split: class_counts(records, scan.class_names) for split, records in splits.items()},
             skipped=dict(scan.problems.entries),
             extras=extras,
             provenance=scan.provenance,
         )
+
+    def inspect_test(self, recipe: Recipe, data_root: Path, class_names: Sequence[str]) -> DataInfo:
+        """Only ``data.test`` (a COCO JSON, a data yaml entry, or a YOLO image folder)."""
+        from visiontl.data.detection.records import class_counts
+        from visiontl.data.detection.scan import scan_detection_test
+
+        scan = scan_detection_test(recipe.data, data_root, class_names, masks=self.masks)
+        records = scan.test or []
+        images = {"test": len(records)}
+        negatives = {"test": sum(1 for r in records if not len(r))}
+        return DataInfo(
+            class_names=list(class_names),
+            counts={"test": class_counts(records, list(class_names))},
+            skipped=dict(scan.problems.entries),
+            extras={"test_records": records, "images": images, "negatives": negatives},
+            provenance=scan.provenance,
+        )
+
+    def explicit_split(self, recipe: Recipe, images: Path, labels: Path | None) -> dict[str, Any]:
+        """``--images DIR --labels COCO_JSON`` (file_name entries relative to DIR), or
+        ``--images DIR`` alone: YOLO labels where YOLO keeps them (``images/`` -> ``labels/``)."""
+        if labels is None:
+            return {"format": "yolo", "test": str(images), "yaml": None}
+        if labels.suffix.lower() != ".json" or not labels.is_file():
+            raise ConfigError(
+                f"--labels '{labels}' is not a COCO JSON file: detection scores a COCO instances file "
+                "(or YOLO labels beside the images, without --labels).",
+                fix="visiontl eval RUN --images DIR --labels annotations.json",
+            )
+        return {"format": "coco", "test": str(labels), "test_images": str(images), "yaml": None}
 
     def resolved_preset(self, recipe: Recipe, info: DataInfo) -> str:
         """The augmentation preset, with ``auto`` resolved from the rarest class."""
@@ -149,15 +182,25 @@ class DetectionTask(TaskAdapter):
                 f"augmentation.mixup/cutmix are classification augmentations; task '{self.name}' does not use them.",
                 fix="set augmentation.mixup: 0 and augmentation.cutmix: 0",
             )
-        size = recipe.data.image_size
+        size, mode = recipe.data.image_size, recipe.data.resize
         train = DetectionDataset(
             info.extras["train_records"],
-            detection_transform(self.resolved_preset(recipe, info), size, train=True),
+            detection_transform(self.resolved_preset(recipe, info), size, train=True, mode=mode),
             masks=self.masks,
             keep_crowd=False,
         )
-        val = DetectionDataset(info.extras["val_records"], detection_transform("none", size, train=False), masks=self.masks, keep_crowd=True)
-        return train, val
+        return train, self.eval_dataset(recipe, info, preprocessing, data_root)
+
+    def eval_dataset(self, recipe: Recipe, info: DataInfo, preprocessing: Preprocessing, data_root: Path, split: str = "val") -> Any:
+        """The validation or test records, resized as in training, crowd regions kept."""
+        from visiontl.data.detection.dataset import DetectionDataset
+        from visiontl.data.detection.transforms import detection_transform
+
+        records = info.extras.get(f"{split}_records")
+        if split not in ("val", "test") or records is None:
+            raise ConfigError(f"There is no '{split}' split to score here.", fix="set data.test for a test split")
+        transform = detection_transform("none", recipe.data.image_size, train=False, mode=recipe.data.resize)
+        return DetectionDataset(records, transform, masks=self.masks, keep_crowd=True)
 
     def deterministic_train_transform(self, recipe: Recipe) -> bool:
         return recipe.augmentation.preset == "none"
@@ -295,26 +338,48 @@ class DetectionTask(TaskAdapter):
         score_threshold: float = 0.5,
         recipe: Recipe | None = None,
     ) -> PredictionResult:
-        """Objects in one RGB PIL image at its own size, best first, above ``score_threshold``.
+        """Objects in one RGB PIL image, best first, above ``score_threshold``.
 
-        The image goes in at its own size (detectors scale inside); ``topk`` does not apply
-        (every object above the threshold is listed) and ``recipe`` is not needed.
+        The image goes in at its own size (detectors scale inside), or, when the recipe sets
+        ``data.resize: stretch`` or ``letterbox`` with ``data.image_size``, brought to that size
+        as in training, its boxes and masks mapped back to the image. ``topk`` does not apply
+        (every object above the threshold is listed).
 
-        ``details`` holds ``boxes`` (xyxy pixels), ``scores``, ``classes`` and, for instance
-        segmentation, ``masks`` as compressed COCO RLEs (JSON-friendly) with their ``areas``.
+        ``details`` holds ``boxes`` (xyxy pixels of the image), ``scores``, ``classes`` and, for
+        instance segmentation, ``masks`` as compressed COCO RLEs (JSON-friendly) with their
+        ``areas``.
         """
         import torch
+        import torch.nn.functional as TF
         from torchvision.transforms.v2 import functional as F
 
         from visiontl.data.detection.masks import mask_to_rle
+        from visiontl.data.detection.transforms import resize_mode, size_step
+        from visiontl.data.resize import content_size
 
         x = F.to_dtype(F.pil_to_tensor(image), torch.float32, scale=True)
+        height, width = x.shape[-2:]
+        mode = resize_mode(recipe.data.resize) if recipe is not None else "fit"
+        sized = recipe is not None and recipe.data.image_size is not None and mode in ("stretch", "letterbox")
+        if sized:
+            assert recipe is not None and recipe.data.image_size is not None
+            x = size_step(recipe.data.image_size, mode)(x)
         with torch.no_grad():
             out = model([x])[0]
         scores = out["scores"].detach().float().cpu()
         order = [i for i in torch.argsort(scores, descending=True).tolist() if float(scores[i]) >= score_threshold]
         boxes = out["boxes"].detach().float().cpu()
         labels = out["labels"].detach().cpu()
+        if sized:
+            # Back to the image's pixels: the content sits at the top left of the input.
+            ch, cw = content_size(int(height), int(width), (int(x.shape[-2]), int(x.shape[-1])), mode)
+            # Clipped: a box reaching into a letterbox's padding ends at the image's border.
+            boxes = (boxes * torch.tensor([width / cw, height / ch] * 2)).clamp(min=0)
+            boxes = torch.minimum(boxes, torch.tensor([width, height] * 2, dtype=boxes.dtype))
+            if self.masks and "masks" in out and len(out["masks"]):
+                m = out["masks"].detach().float().cpu()
+                m = m if m.ndim == 4 else m.unsqueeze(1)
+                out = {**out, "masks": TF.interpolate(m[..., :ch, :cw], size=(int(height), int(width)), mode="bilinear", align_corners=False)}
         details: dict[str, Any] = {
             "boxes": [[round(float(v), 2) for v in boxes[i]] for i in order],
             "scores": [round(float(scores[i]), 4) for i in order],
@@ -327,7 +392,7 @@ class DetectionTask(TaskAdapter):
             details["masks"] = [mask_to_rle(m) for m in binary]
             details["areas"] = [int(m.sum()) for m in binary]
         labels_out = [(class_names[int(labels[i])], float(scores[i])) for i in order]
-        return PredictionResult(labels_out, details)
+        return PredictionResult(labels_out, details, score="score")
 
     def draw(self, image: Any, result: PredictionResult, class_names: Sequence[str]) -> Any | None:
         """Boxes (with class and score) and masks drawn onto a copy of ``image``."""

@@ -47,6 +47,14 @@ class SlidingInputs:
 
 
 @dataclass
+class LetterboxInputs:
+    """Evaluation inputs letterboxed to the input size (``data.resize: letterbox``) whose masks
+    are at the images' own sizes: each output's padding is cropped before it is compared."""
+
+    images: Any
+
+
+@dataclass
 class SegmentationPrediction(PredictionResult):
     """A prediction with the label map itself (kept out of the JSON-serialisable ``details``).
 
@@ -154,13 +162,39 @@ class SegmentationTask(TaskAdapter):
             )
         scan = scan_dataset(data, data_root)
         # counts: images per split (each image labels many classes; pixels are in extras).
+        counts = {"train": {"images": len(scan.train)}, "val": {"images": len(scan.val)}}
+        if data.test:
+            counts["test"] = {"images": len(scan.test)}
         return DataInfo(
             class_names=scan.class_names,
-            counts={"train": {"images": len(scan.train)}, "val": {"images": len(scan.val)}},
+            counts=counts,
             skipped=dict(scan.skipped),
             extras={"scan": scan, "pixels": scan.pixels, **summary(scan.spec, scan.class_names)},
             provenance=scan.provenance,
         )
+
+    def inspect_test(self, recipe: Recipe, data_root: Path, class_names: Sequence[str]) -> DataInfo:
+        """Only ``data.test`` with ``data.test_masks``, decoded with the recipe's class settings."""
+        from visiontl.data.segmentation.classes import summary
+        from visiontl.data.segmentation.scan import scan_test
+
+        scan = scan_test(recipe.data, data_root, class_names)
+        return DataInfo(
+            class_names=list(class_names),
+            counts={"test": {"images": len(scan.test)}},
+            skipped=dict(scan.skipped),
+            extras={"scan": scan, "pixels": scan.pixels, **summary(scan.spec, scan.class_names)},
+            provenance=scan.provenance,
+        )
+
+    def explicit_split(self, recipe: Recipe, images: Path, labels: Path | None) -> dict[str, Any]:
+        """``--images DIR --masks DIR``: the masks format's test folders."""
+        if labels is None or not labels.is_dir():
+            raise ConfigError(
+                "Scoring a segmentation model on explicit folders needs the masks folder as well as the images.",
+                fix="visiontl eval RUN --images DIR --masks DIR (masks matched to images by file stem)",
+            )
+        return {"format": "masks", "test": str(images), "test_masks": str(labels)}
 
     def resolved_preset(self, recipe: Recipe, info: DataInfo) -> str:
         """The augmentation preset, with ``auto`` resolved from the training images."""
@@ -171,23 +205,40 @@ class SegmentationTask(TaskAdapter):
 
     def datasets(self, recipe: Recipe, info: DataInfo, preprocessing: Preprocessing, data_root: Path) -> tuple[Any, Any]:
         from visiontl.data.segmentation.dataset import SegmentationDataset
-        from visiontl.data.segmentation.transforms import eval_transform, train_transform
+        from visiontl.data.segmentation.transforms import train_transform
 
         if recipe.augmentation.mixup or recipe.augmentation.cutmix:
             raise ConfigError("augmentation.mixup/cutmix are classification augmentations.", fix="set them to 0 for segmentation")
         scan = info.extras["scan"]
         pre = preprocessing.with_size(recipe.data.image_size)
         ignore = recipe.data.ignore_index
-        train = SegmentationDataset(scan.train, scan.decoder, train_transform(pre, self.resolved_preset(recipe, info), ignore))
+        preset = self.resolved_preset(recipe, info)
+        train = SegmentationDataset(scan.train, scan.decoder, train_transform(pre, preset, ignore, recipe.data.resize))
+        return train, self._eval_set(recipe, scan.val, scan.decoder, pre)
+
+    def eval_dataset(self, recipe: Recipe, info: DataInfo, preprocessing: Preprocessing, data_root: Path, split: str = "val") -> Any:
+        """The validation or test pairs with the validation transform."""
+        if split not in ("val", "test"):
+            raise ConfigError(f"Segmentation has no '{split}' split.", fix="use val or test")
+        scan = info.extras["scan"]
+        return self._eval_set(recipe, getattr(scan, split), scan.decoder, preprocessing.with_size(recipe.data.image_size))
+
+    def _eval_set(self, recipe: Recipe, pairs: Sequence[Any], decoder: Any, pre: Preprocessing) -> Any:
+        """Pairs for scoring: images resized (stretched or letterboxed) or at their own size
+        for sliding windows; masks always at their own size."""
+        from visiontl.data.segmentation.dataset import SegmentationDataset
+        from visiontl.data.segmentation.transforms import eval_transform, resize_mode
+
         sliding = recipe.eval.inference == "sliding"
-        val = SegmentationDataset(
-            scan.val,
-            scan.decoder,
-            eval_transform(pre, resize=not sliding),
+        mode = resize_mode(recipe.data.resize)
+        return SegmentationDataset(
+            pairs,
+            decoder,
+            eval_transform(pre, resize=not sliding, mode=mode),
             window=pre.input_size if sliding else None,
             overlap=recipe.eval.window_overlap,
+            letterboxed=mode == "letterbox" and not sliding,
         )
-        return train, val
 
     def deterministic_train_transform(self, recipe: Recipe) -> bool:
         return recipe.augmentation.preset == "none"
@@ -205,6 +256,8 @@ class SegmentationTask(TaskAdapter):
 
         images = [it.image for it in good]
         inputs: Any = SlidingInputs(images, good[0].window, good[0].overlap) if good[0].window else stack(images)
+        if good[0].letterboxed:
+            inputs = LetterboxInputs(inputs)
         return Batch(inputs, stack([it.mask for it in good]), [it.index for it in good], [it.path for it in good], skipped)
 
     def move_batch(self, batch: Batch, device: torch.device, channels_last: bool = False) -> Batch:
@@ -218,6 +271,8 @@ class SegmentationTask(TaskAdapter):
                 return x
             if isinstance(x, SlidingInputs):
                 return SlidingInputs([move(i) for i in x.images], x.window, x.overlap)
+            if isinstance(x, LetterboxInputs):
+                return LetterboxInputs(move(x.images))
             if isinstance(x, list):
                 return [move(i) for i in x]
             return x
@@ -272,11 +327,16 @@ class SegmentationTask(TaskAdapter):
     def forward_eval(self, model: nn.Module, batch: Batch) -> Any:
         import torch.nn.functional as F
 
-        from visiontl.data.segmentation.inference import logits, sliding_logits
+        from visiontl.data.segmentation.inference import back_to_image, logits, sliding_logits
 
         inputs, targets = batch.inputs, batch.targets
         if isinstance(inputs, SlidingInputs):
             return [sliding_logits(model, img, inputs.window, inputs.overlap) for img in inputs.images]
+        if isinstance(inputs, LetterboxInputs):
+            # Each image's content is at the top left of its letterbox: crop, then resize to its mask.
+            out = logits(model, inputs.images)
+            labels = list(targets) if isinstance(targets, list) else list(targets.unbind(0))
+            return [back_to_image(o, tuple(t.shape[-2:]), "letterbox") for o, t in zip(out, labels, strict=True)]
         if isinstance(inputs, list):
             return [logits(model, img.unsqueeze(0))[0] for img in inputs]
         out = logits(model, inputs)
@@ -313,13 +373,15 @@ class SegmentationTask(TaskAdapter):
             overlap: sliding-window overlap.
 
         Returns:
-            Classes present, largest area first, as ``(name, fraction of the image)``; details
-            with the areas, the image size and the inference used; the label map in ``mask``.
+            Classes present, largest area first, as ``(name, fraction of the image's pixels)``
+            (``score`` is ``area``); details with the areas, the image size and the inference
+            used; the label map in ``mask``. ``data.resize: letterbox`` in the recipe letterboxes
+            the image as in training.
         """
         import torch
 
         from visiontl.data.segmentation.inference import resize_logits, sliding_logits
-        from visiontl.data.segmentation.transforms import image_transform
+        from visiontl.data.segmentation.transforms import image_transform, resize_mode
 
         if recipe is not None:
             inference = inference or recipe.eval.inference
@@ -333,10 +395,11 @@ class SegmentationTask(TaskAdapter):
         if mode not in ("resize", "sliding"):
             raise ConfigError(f"Unknown segmentation inference '{mode}'.", fix="use resize or sliding")
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        geometry = resize_mode(recipe.data.resize) if recipe is not None else "stretch"
         with torch.no_grad():
             if mode == "resize":
-                x = image_transform(preprocessing, resize=True)(image).to(device)
-                lg = resize_logits(model, x, (height, width))
+                x = image_transform(preprocessing, resize=True, mode=geometry)(image).to(device)
+                lg = resize_logits(model, x, (height, width), geometry)
             else:
                 x = image_transform(preprocessing, resize=False)(image).to(device)
                 lg = sliding_logits(model, x, (h, w), overlap)
@@ -347,6 +410,7 @@ class SegmentationTask(TaskAdapter):
         return SegmentationPrediction(
             labels=[(class_names[i], float(fractions[i])) for i in order],
             details={"areas": areas, "size": [height, width], "inference": mode},
+            score="area",
             mask=labels,
         )
 
@@ -386,12 +450,12 @@ class SegmentationTask(TaskAdapter):
         def fmt(v: float | None) -> str:
             return "-" if v is None else f"{v:.3f}"
 
-        lines = ["| class | IoU | Dice | precision | recall | val pixels |", "|---|---:|---:|---:|---:|---:|"]
+        lines = ["| class | IoU | Dice | precision | recall | pixels |", "|---|---:|---:|---:|---:|---:|"]
         for name, row in metrics.get("per_class", {}).items():
             lines.append(f"| {name} | {fmt(row['iou'])} | {fmt(row['dice'])} | {fmt(row['precision'])} | {fmt(row['recall'])} | {row['pixels']:,} |")
         if "miou" in metrics:
             lines += ["", f"mIoU {metrics['miou']:.4f}, pixel accuracy {metrics['pixel_accuracy']:.4f}, mean Dice {metrics['mean_dice']:.4f}; "
-                      f"classes from {info.extras.get('classes_from', '?')}; IoU is '-' for a class neither labelled nor predicted in val."]
+                      f"classes from {info.extras.get('classes_from', '?')}; IoU is '-' for a class neither labelled nor predicted in the scored images."]
         return lines
 
 

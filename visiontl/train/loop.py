@@ -133,7 +133,7 @@ class SharedTrainingLoop:
         return distributed.epoch_batches(len(dataset), self.recipe.train.batch_size, seed + 1, self.ctx)
 
     def _progress(self, iterable: Any, total: int, desc: str) -> Any:
-        if not self.recipe.train.progress:
+        if self.recipe.train.progress != "bars":
             return iterable
         from tqdm.auto import tqdm
 
@@ -500,7 +500,9 @@ class SharedTrainingLoop:
             self.job.fire(name, **kwargs)
 
     def _print_epoch(self, row: dict[str, Any], primary: str) -> None:
-        if not self.recipe.train.progress or not self.ctx.is_main:
+        # train.progress 'lines' (false) hides the bars only: the per-epoch lines are the
+        # run's record on a terminal and in CI logs alike; 'none' hides them too.
+        if self.recipe.train.progress == "none" or not self.ctx.is_main:
             return
         from tqdm.auto import tqdm
 

@@ -15,6 +15,12 @@ Presets (``augmentation.preset``):
 
 Objects an augmentation pushes out of the picture (or squeezes below a pixel) are removed
 with their masks by ``SanitizeBoundingBoxes``: that is augmentation, not a label problem.
+
+Sizes (``data.image_size``, ``data.resize``; see :mod:`visiontl.data.resize`): ``auto``
+fits the image inside ``H x W`` keeping its aspect ratio (one number: the longer side
+becomes it), unpadded, since detectors take any size; ``letterbox`` pads that to exactly
+``H x W`` (bottom and right, so boxes keep their coordinates); ``stretch`` resizes to
+``H x W``.
 """
 
 from __future__ import annotations
@@ -38,14 +44,37 @@ def _labels_getter(inputs: Any) -> Any:
     return sample["labels"], sample["iscrowd"]
 
 
-def detection_transform(preset: str, image_size: int | None = None, train: bool = True) -> Any:
+def resize_mode(mode: str) -> str:
+    """``data.resize`` for detection: ``auto`` is ``fit`` (aspect kept, no padding)."""
+    return "fit" if mode == "auto" else mode
+
+
+def size_step(image_size: int | tuple[int, int] | list[int], mode: str = "auto") -> Any:
+    """The resize of a sample to ``image_size`` under ``data.resize`` (see the module docstring)."""
+    from torchvision.transforms import v2
+
+    from visiontl.config.schema import image_hw
+    from visiontl.data.resize import FitResize
+
+    hw = image_hw(image_size)
+    assert hw is not None
+    mode = resize_mode(mode)
+    if mode == "stretch":
+        return v2.Resize(hw, antialias=True)
+    if mode == "fit" and hw[0] == hw[1]:
+        return v2.Resize(size=None, max_size=hw[0], antialias=True)  # the longer side: as before
+    return FitResize(hw, pad=mode == "letterbox")
+
+
+def detection_transform(preset: str, image_size: int | tuple[int, int] | None = None, train: bool = True, mode: str = "auto") -> Any:
     """The transform of one sample dict ``{"image", "boxes", "labels", "iscrowd", "masks"?}``.
 
     Args:
         preset: an augmentation preset (see the module docstring); ignored when ``train`` is False.
-        image_size: resize so that the longer side is this many pixels (keeping the aspect
-            ratio); ``None`` keeps the original size.
+        image_size: the input size, one number or (height, width); ``None`` keeps the
+            original size.
         train: training transform (augmentation, sanitising) or evaluation transform.
+        mode: ``data.resize``: ``auto`` (fit inside, aspect kept), ``letterbox`` or ``stretch``.
 
     Returns:
         A ``v2.Compose``: tv_tensors in, tv_tensors out, the image as float32 in 0..1.
@@ -56,7 +85,7 @@ def detection_transform(preset: str, image_size: int | None = None, train: bool 
 
     steps: list[Any] = []
     if image_size is not None:
-        steps.append(v2.Resize(size=None, max_size=int(image_size), antialias=True))
+        steps.append(size_step(image_size, mode))
     if train:
         if preset in ("light", "standard", "strong"):
             steps.append(v2.RandomHorizontalFlip(0.5))

@@ -207,11 +207,32 @@ def read_split(images: Sequence[Path], folders: Sequence[Path], names: Sequence[
     return records
 
 
-def read_yolo(yaml_path: Path, splits: Sequence[str] = ("train", "val")) -> YoloData:
+#: Keys of a data yaml that are no split.
+_NOT_SPLITS = frozenset({"path", "names", "nc", "download"})
+
+
+def entry_of_test(content: dict[str, Any], test: str) -> Any:
+    """What ``data.test`` names in a data yaml: the entry of that name (``test``), or else a
+    folder / image list written as the yaml's entries are (relative to its ``path``).
+
+    Example:
+        >>> entry_of_test({"test": "images/test"}, "test"), entry_of_test({}, "images/holdout")
+        ('images/test', 'images/holdout')
+    """
+    if test not in _NOT_SPLITS and content.get(test):
+        return content[test]
+    return test
+
+
+def read_yolo(yaml_path: Path, splits: Sequence[str] = ("train", "val"), test: str | None = None) -> YoloData:
     """Read the splits a data yaml names (``train`` is required; others when present).
 
+    Args:
+        test: the recipe's ``data.test``: read as split ``test`` (see :func:`entry_of_test`).
+
     Raises:
-        DataError: see :func:`load_data_yaml`; ``train`` missing from the yaml.
+        DataError: see :func:`load_data_yaml`; ``train`` missing from the yaml; a test entry
+            that is no image folder or list.
     """
     content, root, names = load_data_yaml(yaml_path)
     if not content.get("train"):
@@ -222,4 +243,21 @@ def read_yolo(yaml_path: Path, splits: Sequence[str] = ("train", "val")) -> Yolo
             continue
         images, folders = _split_images(content[split], root, yaml_path, split)
         out.splits[split] = read_split(images, folders, names, out.problems)
+    if test:
+        images, folders = _split_images(entry_of_test(content, test), root, yaml_path, "test")
+        out.splits["test"] = read_split(images, folders, names, out.problems)
     return out
+
+
+def read_yolo_folder(folder: Path, names: Sequence[str], problems: LabelProblems) -> list[DetectionRecord]:
+    """Records of the images under ``folder`` with their labels where YOLO keeps them (the
+    last ``images`` folder of each path replaced by ``labels``), for classes ``names``; no
+    data yaml needed (``visiontl eval RUN --images DIR`` of a detection run).
+
+    Raises:
+        DataError: ``folder`` is not a folder.
+    """
+    if not folder.is_dir():
+        raise DataError(f"Image folder '{folder}' does not exist.", fix="pass a folder of images (labels in the matching labels/ folder)")
+    images = sorted(q for q in folder.rglob("*") if q.is_file() and is_image_file(q))
+    return read_split(images, [folder], names, problems)

@@ -24,6 +24,8 @@ class SegItem:
         path: the image file.
         window: sliding-window size for evaluation at the image's own size, else ``None``.
         overlap: overlap of sliding windows.
+        letterboxed: the image is letterboxed (``data.resize: letterbox``) and the mask kept
+            at the image's own size: the logits' padding is cropped before they are compared.
     """
 
     image: Any
@@ -32,6 +34,7 @@ class SegItem:
     path: str
     window: tuple[int, int] | None = None
     overlap: float = 0.0
+    letterboxed: bool = False
 
 
 class SegmentationDataset:
@@ -44,6 +47,7 @@ class SegmentationDataset:
         transform: joint transform of image and mask.
         window: sliding-window size when evaluating images at their own size.
         overlap: sliding-window overlap.
+        letterboxed: evaluation items whose images are letterboxed (masks at their own size).
     """
 
     def __init__(
@@ -54,12 +58,14 @@ class SegmentationDataset:
         *,
         window: tuple[int, int] | None = None,
         overlap: float = 0.0,
+        letterboxed: bool = False,
     ) -> None:
         self.pairs = list(pairs)
         self.decoder = decoder
         self.transform = transform
         self.window = window
         self.overlap = overlap
+        self.letterboxed = letterboxed
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -77,4 +83,4 @@ class SegmentationDataset:
         if decoded.labels.shape != (image.height, image.width):
             return Unreadable(index, str(pair.image), f"mask {pair.mask.name} no longer matches the image size")
         tensor, mask = self.transform(image, decoded.labels)
-        return SegItem(tensor, mask, index, str(pair.image), self.window, self.overlap)
+        return SegItem(tensor, mask, index, str(pair.image), self.window, self.overlap, self.letterboxed)

@@ -3,8 +3,9 @@
 * Every forward pads its input (replicating the border) to a multiple of
   :data:`SIZE_MULTIPLE`, because encoder-decoder models need sides divisible by their output
   stride, and crops the logits back; outputs smaller than the input are resized first.
-* ``resize`` inference resizes the image to the model's input size, predicts, and resizes the
-  logits back to the image (bilinear).
+* ``resize`` inference resizes the image to the model's input size (stretched, or
+  letterboxed with ``data.resize: letterbox``), predicts, and brings the logits back to the
+  image (the letterbox's content cropped, then a bilinear resize).
 * ``sliding`` inference slides a window of the input size over the image at its own
   resolution, with ``overlap`` (a fraction of the window) between neighbours, and averages the
   logits where windows overlap; images smaller than the window are padded.
@@ -55,15 +56,26 @@ def logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return out["out"] if isinstance(out, Mapping) else out
 
 
-def resize_logits(model: nn.Module, image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Logits ``[C, H, W]`` for an image ``[3, h, w]`` already resized to the input size,
-    resized back to the original ``size = (H, W)``."""
+def back_to_image(out: torch.Tensor, size: tuple[int, int], mode: str = "stretch") -> torch.Tensor:
+    """Logits ``[C, h, w]`` of a model input made from an image of ``size = (H, W)`` by
+    ``mode`` (``stretch`` or ``letterbox``), at the image's own size: the letterbox's content
+    (top left, see :mod:`visiontl.data.resize`) is cropped first, then resized (bilinear)."""
     import torch.nn.functional as F
 
-    out = logits(model, image.unsqueeze(0))
+    from visiontl.data.resize import content_size
+
+    if mode == "letterbox":
+        ch, cw = content_size(int(size[0]), int(size[1]), (int(out.shape[-2]), int(out.shape[-1])), mode)
+        out = out[..., :ch, :cw]
     if tuple(out.shape[-2:]) != tuple(size):
-        out = F.interpolate(out, size=tuple(size), mode="bilinear", align_corners=False)
-    return out[0]
+        out = F.interpolate(out.unsqueeze(0), size=tuple(size), mode="bilinear", align_corners=False)[0]
+    return out
+
+
+def resize_logits(model: nn.Module, image: torch.Tensor, size: tuple[int, int], mode: str = "stretch") -> torch.Tensor:
+    """Logits ``[C, H, W]`` for an image ``[3, h, w]`` already brought to the input size by
+    ``mode`` (stretched or letterboxed), back at the original ``size = (H, W)``."""
+    return back_to_image(logits(model, image.unsqueeze(0))[0], size, mode)
 
 
 def window_starts(length: int, window: int, overlap: float) -> list[int]:

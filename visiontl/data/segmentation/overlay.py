@@ -11,22 +11,40 @@ from PIL import Image, ImageDraw
 BACKGROUND_NAMES = frozenset({"background", "bg", "_background_", "unlabeled", "unlabelled"})
 
 
+#: Twenty colours chosen to stay apart from each other (Sasha Trubetskoy's "20 distinct
+#: colours"; the detection overlays use its first ten), ordered so that neighbours differ most.
+DISTINCT = (
+    (230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
+    (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128),
+    (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0), (170, 255, 195),
+    (128, 128, 0), (255, 215, 180), (0, 0, 128), (128, 128, 128), (255, 225, 25),
+)
+
+
 def palette(n: int) -> np.ndarray:
-    """``n`` distinct RGB colours, the PASCAL VOC colour map (class 0 black, 1 dark red, ...).
+    """``n`` RGB colours, one per class index, that keep neighbouring classes apart.
+
+    Classes with neighbouring indices are often neighbours in the picture too (road and
+    sidewalk, car and truck): the first 20 come from :data:`DISTINCT`, the rest step the hue
+    by the golden angle (about 222 degrees) and alternate saturation and brightness, so any two
+    consecutive colours differ clearly. None is black or near-black (an overlay tints with it).
+    (The PASCAL VOC map used before gave classes 7 and 8 grey and near-black.)
 
     Example:
         >>> palette(3).tolist()
-        [[0, 0, 0], [128, 0, 0], [0, 128, 0]]
+        [[230, 25, 75], [60, 180, 75], [0, 130, 200]]
     """
+    import colorsys
+
     colours = np.zeros((n, 3), dtype=np.uint8)
     for i in range(n):
-        c, r, g, b = i, 0, 0, 0
-        for shift in range(7, -1, -1):
-            r |= (c & 1) << shift
-            g |= ((c >> 1) & 1) << shift
-            b |= ((c >> 2) & 1) << shift
-            c >>= 3
-        colours[i] = (r, g, b)
+        if i < len(DISTINCT):
+            colours[i] = DISTINCT[i]
+            continue
+        hue = (i * 0.618034) % 1.0
+        saturation = 0.9 if i % 2 == 0 else 0.6
+        value = 1.0 if (i // 2) % 2 == 0 else 0.8
+        colours[i] = [round(c * 255) for c in colorsys.hsv_to_rgb(hue, saturation, value)]
     return colours
 
 
@@ -40,8 +58,7 @@ def overlay(image: Image.Image, labels: np.ndarray, class_names: Sequence[str], 
         alpha: opacity of the tint.
     """
     rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
-    # Colour i+1 of the VOC map for class i: no class is drawn in black.
-    pal = palette(len(class_names) + 1)[1:].astype(np.float32)
+    pal = palette(len(class_names)).astype(np.float32)
     paint = np.ones(len(class_names), dtype=bool)
     for i, name in enumerate(class_names):
         if name.strip().lower() in BACKGROUND_NAMES:

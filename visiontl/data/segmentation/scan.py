@@ -55,6 +55,7 @@ class Layout:
         train_images, train_masks: the training folders.
         val_images, val_masks: the validation folders, or ``None`` when carved from train.
         classes_yaml: the classes yaml, if one was given.
+        test_images, test_masks: the test folders (``data.test``/``data.test_masks``), or ``None``.
     """
 
     train_images: Path
@@ -62,6 +63,8 @@ class Layout:
     val_images: Path | None
     val_masks: Path | None
     classes_yaml: ClassesYaml | None = None
+    test_images: Path | None = None
+    test_masks: Path | None = None
 
 
 @dataclass
@@ -78,6 +81,7 @@ class ScanResult:
         layout: the folders read.
         provenance: ``DataInfo.provenance`` of the usable images (see
             :func:`visiontl.data.paths.provenance`).
+        test: usable pairs of the test split (empty without ``data.test``).
     """
 
     class_names: list[str]
@@ -89,6 +93,7 @@ class ScanResult:
     pixels: dict[str, list[int]] = field(default_factory=dict)
     layout: Layout | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    test: list[Pair] = field(default_factory=list)
 
 
 def _key(path: Path, folder: Path) -> str:
@@ -179,32 +184,40 @@ def check_pair(pair: Pair, decoder: MaskDecoder) -> tuple[np.ndarray | None, str
 
 
 def resolve_layout(data: DataSection, root: Path) -> Layout:
-    """The folders a recipe names (see docs/segmentation.md for the precedence).
+    """The folders a recipe names (see docs/data.md for the split rules).
 
     Train images: ``data.images`` > the classes yaml's ``train.images`` > ``data.train``.
     Train masks: ``data.masks`` > the yaml's ``train.masks``. Validation (unless carved with
-    ``val_last``/``val_split``): ``data.val_images`` > yaml ``val.images`` > ``data.val``, and
-    ``data.val_masks`` > yaml ``val.masks``. Recipe paths are relative to ``root``, yaml paths to
-    the yaml's folder.
+    ``val_last``/``val_split``): ``data.val_images`` (= ``data.val``) > yaml ``val.images`` >
+    ``data.val`` left at its default, and ``data.val_masks`` > yaml ``val.masks``. Test:
+    ``data.test`` with ``data.test_masks``. Recipe paths are relative to ``root``, yaml paths
+    to the yaml's folder.
+
+    The yaml's entries are used unless ``data.train``/``data.val`` name another folder than
+    their defaults (``train``/``val``): a stored recipe lists every key with its value, so
+    "was it written by the user" cannot be told from it, the value can.
 
     Raises:
         ConfigError: no mask folder for a split.
     """
     cyaml = read_classes_yaml(root / data.yaml) if data.yaml else None
     ysplits = cyaml.splits if cyaml else {}
-    explicit = data.model_fields_set
+    defaults = type(data).model_fields
     y_train = ysplits.get("train", (None, None))
-    train_images = root / data.images if data.images else (y_train[0] if y_train[0] and "train" not in explicit else root / data.train)
+    train_default = data.train == defaults["train"].default
+    train_images = root / data.images if data.images else (y_train[0] if y_train[0] and train_default else root / data.train)
     train_masks = root / data.masks if data.masks else y_train[1]
     if train_masks is None:
         raise ConfigError("The masks format needs data.masks (the mask folder under data.root).", fix="e.g. data.masks: masks (or a classes yaml whose train: entry names masks)")
+    test_images = root / data.test if data.test else None
+    test_masks = root / data.test_masks if data.test_masks else None
     carving = data.val_last is not None or data.val_split is not None
     if carving:
-        return Layout(train_images, train_masks, None, None, cyaml)
+        return Layout(train_images, train_masks, None, None, cyaml, test_images, test_masks)
     y_val = ysplits.get("val", (None, None))
     if data.val_images:
         val_images: Path | None = root / data.val_images
-    elif y_val[0] and "val" not in explicit:
+    elif y_val[0] and data.val == defaults["val"].default:
         val_images = y_val[0]
     elif data.val is not None:
         val_images = root / data.val
@@ -221,7 +234,7 @@ def resolve_layout(data: DataSection, root: Path) -> Layout:
             f"The validation images '{val_images}' have no mask folder.",
             fix="set data.val_masks, or carve validation from train with data.val_last / data.val_split (and val: null)",
         )
-    return Layout(train_images, train_masks, val_images, val_masks, cyaml)
+    return Layout(train_images, train_masks, val_images, val_masks, cyaml, test_images, test_masks)
 
 
 def carve(pairs: Sequence[Pair], val_last: int | None, val_split: float | None, seed: int) -> tuple[list[Pair], list[Pair]]:
@@ -265,8 +278,41 @@ def _infer_names(pairs: Sequence[Pair], ignore_index: int, skipped: dict[str, st
     return [f"class_{i}" for i in range(top + 1)]
 
 
+def _check_pairs(pairs: Sequence[Pair], decoder: MaskDecoder, skipped: dict[str, str]) -> tuple[list[Pair], list[int]]:
+    """The usable pairs (the others join ``skipped``) and their labelled pixels per class."""
+    usable: list[Pair] = []
+    totals = np.zeros(decoder.num_classes, dtype=np.int64)
+    for pair in pairs:
+        counts, problem = check_pair(pair, decoder)
+        if problem:
+            skipped[str(pair.image)] = problem
+            continue
+        assert counts is not None
+        totals += counts
+        usable.append(pair)
+    return usable, totals.tolist()
+
+
+def _nothing_usable(split: str, skipped: dict[str, str]) -> DataError:
+    return DataError(
+        f"No usable {split} image/mask pairs ({len(skipped)} file(s) skipped; first: "
+        + "; ".join(f"{Path(p).name}: {r}" for p, r in list(skipped.items())[:3]) + ").",
+        fix="check the folders, data.value_map / data.class_names / data.mask_colors and data.ignore_index",
+    )
+
+
+def _carved_note(data: DataSection, n_val: int, n_pool: int) -> str:
+    """How validation was carved, in words (for ``eval`` and the report)."""
+    if data.val_last is not None:
+        return f"the last {n_val} of {n_pool} training image/mask pairs by file name (data.val_last: {data.val_last})"
+    return f"a seeded random {n_val} of {n_pool} training image/mask pairs (data.val_split: {data.val_split}, split_seed: {data.split_seed})"
+
+
 def scan_dataset(data: DataSection, data_root: Path) -> ScanResult:
     """Pair, split, limit and check a masks dataset as the recipe describes it.
+
+    The test split (``data.test``/``data.test_masks``) is paired and checked too; its classes
+    are the training split's (classes inferred from mask values come from train and val only).
 
     Raises:
         ConfigError: inconsistent recipe options.
@@ -275,41 +321,74 @@ def scan_dataset(data: DataSection, data_root: Path) -> ScanResult:
     root = resolve_data_path(data.root, data_root)
     layout = resolve_layout(data, root)
     train, skipped = pair_folder(layout.train_images, layout.train_masks)
+    carved: dict[str, str] = {}
     if layout.val_images is not None and layout.val_masks is not None:
         val, val_skipped = pair_folder(layout.val_images, layout.val_masks)
         skipped.update(val_skipped)
     else:
         if not train:
             raise DataError(f"No image/mask pairs in '{layout.train_images}' and '{layout.train_masks}' ({len(skipped)} file(s) skipped).")
+        pool = len(train)
         train, val = carve(train, data.val_last, data.val_split, data.split_seed)
+        carved["val"] = _carved_note(data, len(val), pool)
+    test: list[Pair] = []
+    if layout.test_images is not None and layout.test_masks is not None:
+        test, test_skipped = pair_folder(layout.test_images, layout.test_masks)
+        skipped.update(test_skipped)
     if data.limit is not None:
-        train, val = train[: data.limit], val[: data.limit]
+        train, val, test = train[: data.limit], val[: data.limit], test[: data.limit]
     spec = class_spec(data.class_names, data.value_map, data.mask_colors, data.ignore_index, layout.classes_yaml)
     names = spec.names if spec.names is not None else _infer_names([*train, *val], data.ignore_index, skipped)
     check_ignore_index(names, data.ignore_index)
     decoder = MaskDecoder(len(names), data.ignore_index, spec.value_map, spec.colors)
     result = ScanResult(names, decoder, spec, [], [], skipped, {}, layout)
-    for split, pairs in (("train", train), ("val", val)):
-        totals = np.zeros(len(names), dtype=np.int64)
-        for pair in pairs:
-            counts, problem = check_pair(pair, decoder)
-            if problem:
-                skipped[str(pair.image)] = problem
-                continue
-            assert counts is not None
-            totals += counts
-            getattr(result, split).append(pair)
-        result.pixels[split] = totals.tolist()
-    for split in ("train", "val"):
-        if not getattr(result, split):
-            raise DataError(
-                f"No usable {split} image/mask pairs ({len(skipped)} file(s) skipped; first: "
-                + "; ".join(f"{Path(p).name}: {r}" for p, r in list(skipped.items())[:3]) + ").",
-                fix="check the folders, data.value_map / data.class_names / data.mask_colors and data.ignore_index",
-            )
+    splits = {"train": train, "val": val, **({"test": test} if layout.test_images is not None else {})}
+    for split, pairs in splits.items():
+        usable, result.pixels[split] = _check_pairs(pairs, decoder, skipped)
+        setattr(result, split, usable)
+        if not usable:
+            raise _nothing_usable(split, skipped)
+    roots = {"train": layout.train_images, "val": layout.val_images or layout.train_images}
+    labels: dict[str, Path | None] = {"train": layout.train_masks, "val": layout.val_masks or layout.train_masks}
+    if layout.test_images is not None:
+        roots["test"], labels["test"] = layout.test_images, layout.test_masks
     result.provenance = provenance(
         data_root,
-        {"train": [p.image for p in result.train], "val": [p.image for p in result.val]},
-        {"train": layout.train_images, "val": layout.val_images or layout.train_images},
+        {split: [p.image for p in getattr(result, split)] for split in splits},
+        roots,
+        labels,
+        carved,
     )
+    return result
+
+
+def scan_test(data: DataSection, data_root: Path, class_names: Sequence[str]) -> ScanResult:
+    """Pair and check only the test split (``data.test``/``data.test_masks``) for a trained
+    model whose classes are ``class_names`` (``visiontl eval --images DIR --masks DIR``).
+
+    The recipe's class settings (value map, colours, classes yaml, ignore index) decode the
+    masks exactly as in training; the training and validation folders are not read.
+
+    Raises:
+        ConfigError: no test split in the recipe.
+        DataError: missing folders, or no usable pair.
+    """
+    if not data.test or not data.test_masks:
+        raise ConfigError("No test split to score: data.test and data.test_masks name the test images and masks.",
+                          fix="set data.test and data.test_masks, or use: visiontl eval RUN --images DIR --masks DIR")
+    root = resolve_data_path(data.root, data_root, must_exist=False)
+    images, masks = root / data.test, root / data.test_masks
+    cyaml = read_classes_yaml(root / data.yaml) if data.yaml else None
+    pairs, skipped = pair_folder(images, masks)
+    if data.limit is not None:
+        pairs = pairs[: data.limit]
+    spec = class_spec(data.class_names or list(class_names), data.value_map, data.mask_colors, data.ignore_index, cyaml)
+    names = list(class_names)
+    decoder = MaskDecoder(len(names), data.ignore_index, spec.value_map, spec.colors)
+    layout = Layout(images, masks, None, None, cyaml, images, masks)
+    result = ScanResult(names, decoder, spec, [], [], skipped, {}, layout)
+    result.test, result.pixels["test"] = _check_pairs(pairs, decoder, skipped)
+    if not result.test:
+        raise _nothing_usable("test", skipped)
+    result.provenance = provenance(data_root, {"test": [p.image for p in result.test]}, {"test": images}, {"test": masks})
     return result

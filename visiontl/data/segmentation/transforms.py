@@ -15,6 +15,12 @@ strong      RandomResizedCrop (0.1-1), flip, rotation up to 15 degrees, ColorJit
             0.05, RandomGrayscale 0.1
 auto        ``standard`` under 1,000 training images, else ``light``
 ==========  ==================================================================================
+
+The input size may be non-square (``data.image_size: [H, W]``): crops take aspect ratios
+centred on ``W / H`` (:func:`visiontl.data.resize.crop_ratio`), so a crop is not stretched on
+average. ``data.resize: letterbox`` first fits the image inside ``H x W`` (aspect ratio kept)
+and pads it at the bottom and right with the mean colour, the mask with ``ignore_index``;
+crops then cut that canvas. ``stretch`` (and ``auto``) resize straight to ``H x W``.
 """
 
 from __future__ import annotations
@@ -53,14 +59,35 @@ def _finish(pre: Preprocessing) -> list[Any]:
     return [v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True), v2.Normalize(list(pre.mean), list(pre.std))]
 
 
-def _geometric(preset: str, size: tuple[int, int], interp: Any, ignore_index: int) -> list[Any]:
+def resize_mode(mode: str) -> str:
+    """``data.resize`` for segmentation: ``auto`` is ``stretch``."""
+    return "stretch" if mode == "auto" else mode
+
+
+def _to_size(pre: Preprocessing, mode: str, interp: Any, ignore_index: int) -> list[Any]:
+    """The deterministic resize of image (and mask) to the input size under ``mode``."""
+    from torchvision.transforms import v2
+
+    from visiontl.data.resize import FitResize, letterbox_fill
+
+    if resize_mode(mode) == "letterbox":
+        return [FitResize(pre.input_size, pad=True, interpolation=interp, fill=letterbox_fill(pre.mean), mask_fill=ignore_index)]
+    return [v2.Resize(pre.input_size, interpolation=interp, antialias=True)]
+
+
+def _geometric(preset: str, pre: Preprocessing, interp: Any, ignore_index: int, mode: str = "stretch") -> list[Any]:
     from torchvision import tv_tensors
     from torchvision.transforms import v2
 
+    from visiontl.data.resize import crop_ratio
+
+    size = pre.input_size
     if preset == "none":
-        return [v2.Resize(size, interpolation=interp, antialias=True)]
+        return _to_size(pre, mode, interp, ignore_index)
     scale = {"light": (0.5, 1.0), "standard": (0.25, 1.0), "strong": (0.1, 1.0)}[preset]
-    ops = [v2.RandomResizedCrop(size, scale=scale, interpolation=interp, antialias=True), v2.RandomHorizontalFlip()]
+    # A letterbox canvas first (aspect kept, padding ignored), then crops of it.
+    ops = _to_size(pre, mode, interp, ignore_index) if resize_mode(mode) == "letterbox" else []
+    ops += [v2.RandomResizedCrop(size, scale=scale, ratio=crop_ratio(size), interpolation=interp, antialias=True), v2.RandomHorizontalFlip()]
     if preset == "strong":
         ops.append(v2.RandomRotation(15, interpolation=interp, fill={tv_tensors.Image: 0, tv_tensors.Mask: ignore_index}))
     return ops
@@ -116,8 +143,11 @@ class _ImageOnly:
         return self.image(image), torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64))
 
 
-def train_transform(pre: Preprocessing, preset: str, ignore_index: int = 255) -> JointTransform:
+def train_transform(pre: Preprocessing, preset: str, ignore_index: int = 255, mode: str = "stretch") -> JointTransform:
     """The training transform of a preset (see the module docstring).
+
+    Args:
+        mode: ``data.resize`` (``auto``/``stretch`` or ``letterbox``).
 
     Raises:
         ValueError: unknown preset.
@@ -125,23 +155,21 @@ def train_transform(pre: Preprocessing, preset: str, ignore_index: int = 255) ->
     if preset not in PRESETS:
         raise ValueError(f"unknown augmentation preset {preset!r}")
     interp = _interp(pre.interpolation)
-    return _Joint([*_geometric(preset, pre.input_size, interp, ignore_index), *_photometric(preset), *_finish(pre)])
+    return _Joint([*_geometric(preset, pre, interp, ignore_index, mode), *_photometric(preset), *_finish(pre)])
 
 
-def _eval_ops(pre: Preprocessing, resize: bool) -> list[Any]:
-    from torchvision.transforms import v2
-
-    ops = [v2.Resize(pre.input_size, interpolation=_interp(pre.interpolation), antialias=True)] if resize else []
+def _eval_ops(pre: Preprocessing, resize: bool, mode: str = "stretch") -> list[Any]:
+    ops = _to_size(pre, mode, _interp(pre.interpolation), 0) if resize else []
     return [*ops, *_finish(pre)]
 
 
-def eval_transform(pre: Preprocessing, resize: bool = True) -> JointTransform:
-    """Validation: the image resized to the input size (``resize``) or kept at its own size
-    (sliding-window inference); the mask always at its own size, so metrics count the
-    original pixels."""
-    return _ImageOnly(_eval_ops(pre, resize))
+def eval_transform(pre: Preprocessing, resize: bool = True, mode: str = "stretch") -> JointTransform:
+    """Validation: the image brought to the input size (``resize``, by ``mode``: stretched or
+    letterboxed) or kept at its own size (sliding-window inference); the mask always at its
+    own size, so metrics count the original pixels."""
+    return _ImageOnly(_eval_ops(pre, resize, mode))
 
 
-def image_transform(pre: Preprocessing, resize: bool = True) -> Callable[[Any], Any]:
+def image_transform(pre: Preprocessing, resize: bool = True, mode: str = "stretch") -> Callable[[Any], Any]:
     """The image half of :func:`eval_transform` (for prediction without a mask)."""
-    return _ImageOnly(_eval_ops(pre, resize)).image
+    return _ImageOnly(_eval_ops(pre, resize, mode)).image
