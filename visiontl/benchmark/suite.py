@@ -414,7 +414,8 @@ class Suite:
 
             if self.spec.calib is not None:
                 arrays, info = images.calibration_from_folder(Path(self.spec.calib), target.preprocessing,
-                                                              raw=target.task in images.RAW_IMAGE_TASKS)
+                                                              raw=target.task in images.RAW_IMAGE_TASKS,
+                                                              resize=target.recipe.data.resize if target.recipe is not None else "auto")
             elif target.recipe is not None or self.spec.data is not None:
                 recipe = _data_recipe(target, self.spec) if self.spec.data is not None else target.recipe
                 arrays, info = images.calibration_from_run(recipe, resolve_task(self.plugins, target.task), target.preprocessing, self.spec.root())

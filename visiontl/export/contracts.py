@@ -34,6 +34,8 @@ class ExportRequest:
         calibration: int8 only: returns float32 ``[1, 3, H, W]`` batches of real images.
         calibration_info: where those images come from.
         options: exporter options from the command line (reserved).
+        resize: the model's ``data.resize`` (``auto``, ``stretch``, ``letterbox``): how images
+            are brought to the input size; recorded in the manifest's preprocessing.
     """
 
     format: str
@@ -47,6 +49,7 @@ class ExportRequest:
     calibration: Callable[[], Sequence[np.ndarray]] | None = None
     calibration_info: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    resize: str = "auto"
 
 
 @dataclass

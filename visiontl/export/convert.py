@@ -37,6 +37,8 @@ class ModelToExport:
         class_names: its classes in output order.
         preprocessing: the input convention (size, mean, std).
         source: the run directory or checkpoint it came from, or ``""``.
+        resize: how images are brought to the input size (``data.resize``), for runtimes
+            that preprocess without visiontl's transforms.
     """
 
     model: nn.Module
@@ -45,6 +47,7 @@ class ModelToExport:
     class_names: list[str]
     preprocessing: Preprocessing
     source: str = ""
+    resize: str = "auto"
 
     @property
     def dynamic_size(self) -> bool:
@@ -199,7 +202,7 @@ def export_graph(item: ModelToExport, graph: Graph, fmt_name: str, precision: st
         model_id=item.model_id,
         task=item.task,
         class_names=list(item.class_names),
-        preprocessing=asdict(item.preprocessing),
+        preprocessing={**asdict(item.preprocessing), "resize": item.resize},
         input={"name": input_name, "shape": list(graph.input_shape), "dtype": "float32", "normalised": graph.normalised},
         layout=layout,
         runtime=runtime,

@@ -88,16 +88,17 @@ RAW_IMAGE_TASKS = ("detection", "instance_segmentation")
 
 
 def calibration_from_folder(folder: Path, preprocessing: Preprocessing, count: int = CALIBRATION_IMAGES,
-                            raw: bool = False) -> tuple[list[np.ndarray], dict[str, Any]]:
+                            raw: bool = False, resize: str = "auto") -> tuple[list[np.ndarray], dict[str, Any]]:
     """Up to ``count`` images found under ``folder`` (recursively), with the evaluation
-    transform, or with ``raw`` as RGB in 0..1 at their own size (what detectors take)."""
+    transform under the model's ``data.resize`` (what it sees at inference), or with ``raw``
+    as RGB in 0..1 at their own size (what detectors take)."""
     from visiontl.data.images import UnreadableImage, is_image_file, load_rgb
     from visiontl.data.transforms import eval_transform
 
     if not folder.exists():
         raise DataError(f"Calibration folder '{folder}' does not exist.", fix="pass --calib a folder of images")
     files = [folder] if folder.is_file() else sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p))
-    transform = _to_unit_tensor if raw else eval_transform(preprocessing)
+    transform = _to_unit_tensor if raw else eval_transform(preprocessing, resize)
     arrays: list[np.ndarray] = []
     skipped = 0
     for index in _spread(len(files), count):

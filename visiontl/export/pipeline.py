@@ -167,7 +167,8 @@ def export(
         if "batches" not in calibration_cache:
             if calib is not None:
                 batches, info = images.calibration_from_folder(Path(calib), loaded.preprocessing,
-                                                               raw=loaded.task in images.RAW_IMAGE_TASKS)
+                                                               raw=loaded.task in images.RAW_IMAGE_TASKS,
+                                                               resize=recipe.data.resize)
             else:
                 batches, info = images.calibration_from_run(recipe, task, loaded.preprocessing, root)
             calibration_cache.update(batches=batches, info=info)
@@ -176,7 +177,7 @@ def export(
     request = ExportRequest(
         format=fmt, precision=precision, main_file=main_file, model_id=loaded.model_id, task=loaded.task,
         class_names=list(loaded.class_names), preprocessing=loaded.preprocessing, source=str(target),
-        calibration=calibration if precision == "int8" else None,
+        calibration=calibration if precision == "int8" else None, resize=recipe.data.resize,
     )
     model = loaded.model.eval().to("cpu")
     with torch_threads(threads):
@@ -301,7 +302,8 @@ def produce(model: Any, request: Any, plugins: Any) -> Any:
     artifact = plugins.hook.visiontl_export(model=model, request=request)
     if artifact is not None:
         return artifact
-    item = ModelToExport(model, request.model_id, request.task, list(request.class_names), request.preprocessing, request.source)
+    item = ModelToExport(model, request.model_id, request.task, list(request.class_names), request.preprocessing, request.source,
+                         resize=request.resize)
     calibration = request.calibration if request.precision == "int8" else None
     manifest = convert(item, request.format, request.precision, request.main_file, calibration, request.calibration_info)
     path = manifest_path_for(request.main_file)
