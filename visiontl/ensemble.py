@@ -9,7 +9,7 @@ A recipe with an ``ensemble`` section names trained runs or checkpoints and thei
       members: [runs/classification/seed0, runs/classification/seed1]
       weights: [1, 1]                       # default: equal
 
-:func:`visiontl.api.load_trained` turns such a recipe into a :class:`~visiontl.api.LoadedModel`
+:func:`visiontl.trained.load_trained` turns such a recipe into a :class:`~visiontl.trained.LoadedModel`
 whose model is an :class:`EnsembleModel`, so ``eval``, ``predict``, ``benchmark`` and
 ``export`` take it like a single model.
 
@@ -46,9 +46,9 @@ from torch import nn
 from visiontl.errors import ConfigError, RunError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from visiontl.api import LoadedModel
     from visiontl.contracts import Preprocessing
     from visiontl.plugin_manager import Plugins
+    from visiontl.trained import LoadedModel
 
 
 class Renormalise(nn.Module):
@@ -157,11 +157,11 @@ def load_ensemble(recipe_path: str | Path, plugins: Plugins | None = None, overr
             combine, a zero weight, or a member that is itself a recipe.
         RunError: members disagree on task, classes or input geometry, or cannot be loaded.
     """
-    from visiontl.api import LoadedModel, load_trained
     from visiontl.config.loader import load_recipe
     from visiontl.plugin_manager import get_plugins
     from visiontl.tasks.base import TaskAdapter
     from visiontl.tasks.registry import resolve_task
+    from visiontl.trained import LoadedModel, load_trained
 
     recipe_path = Path(recipe_path)
     recipe = load_recipe(recipe_path, overrides)

@@ -17,9 +17,9 @@ from visiontl.config.splits import without_splits
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from visiontl.api import LoadedModel
     from visiontl.config.schema import Recipe
     from visiontl.tasks.base import DataInfo, TaskAdapter
+    from visiontl.trained import LoadedModel
 
 
 def score_dataset(
@@ -72,9 +72,7 @@ def score_dataset(
                 evaluator.update(task.forward_eval(loaded.model, batch), batch.targets)
     metrics = evaluator.compute()
     if member_evaluators:
-        from visiontl.api import _member_metrics
-
-        metrics.update(_member_metrics(loaded, [e.compute() for e in member_evaluators], recipe.eval.metric or task.primary_metric))
+        metrics.update(member_metrics(loaded, [e.compute() for e in member_evaluators], recipe.eval.metric or task.primary_metric))
     return metrics, skipped
 
 
@@ -127,3 +125,17 @@ def explicit_recipe(recipe: Recipe, task: TaskAdapter, images: Path, labels: Pat
     data = without_splits(recipe_to_dict(recipe)["data"])
     data.update(task.explicit_split(recipe, images.resolve(), labels.resolve() if labels is not None else None))
     return validate_recipe({**recipe_to_dict(recipe), "data": data}, "(stored recipe with --images)")
+
+
+def member_metrics(loaded: LoadedModel, computed: list[dict[str, Any]], primary: str) -> dict[str, Any]:
+    """An ensemble's members next to it: ``members`` (a row per member: name, source, model
+    id, weight and its scalar metrics) and ``<primary>@<member>`` keys that eval prints."""
+    rows: list[dict[str, Any]] = []
+    flat: dict[str, Any] = {}
+    weights = loaded.model.weights
+    for name, member, weight, metrics in zip(loaded.member_names, loaded.members, weights, computed, strict=True):
+        scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        rows.append({"name": name, "source": str(member.checkpoint), "model_id": member.model_id, "weight": weight, **scalars})
+        if primary in scalars:
+            flat[f"{primary}@{name}"] = scalars[primary]
+    return {**flat, "members": rows}

@@ -134,8 +134,8 @@ class Scorer:
     """Scores modules on the validation split of ``spec.data`` with the target's task."""
 
     def __init__(self, target: Target, spec: SuiteSpec, plugins: Any) -> None:
-        from visiontl.api import resolve_task
         from visiontl.export.images import val_dataset
+        from visiontl.trained import resolve_task
 
         self.recipe = _data_recipe(target, spec)
         self.task = resolve_task(plugins, target.task)
@@ -238,8 +238,8 @@ class Suite:
     # ------------------------------------------------------------------ one target
     def _load(self, label: str) -> list[Target]:
         """The target; a bare model id scored on ``--data`` gets a head for the data's classes."""
-        from visiontl.api import resolve_task
         from visiontl.benchmark.targets import find_card
+        from visiontl.trained import resolve_task
 
         spec = self.spec
         class_names = None
@@ -409,8 +409,8 @@ class Suite:
         def batches() -> list[Any]:
             if "batches" in cache:
                 return cache["batches"]
-            from visiontl.api import resolve_task
             from visiontl.export import images
+            from visiontl.trained import resolve_task
 
             if self.spec.calib is not None:
                 arrays, info = images.calibration_from_folder(Path(self.spec.calib), target.preprocessing,

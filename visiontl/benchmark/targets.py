@@ -1,7 +1,7 @@
 """What ``visiontl benchmark`` can measure: model ids, runs, checkpoints, recipes.
 
 * A **path** (run directory, checkpoint, or a recipe the loader accepts, such as an ensemble
-  recipe) is rebuilt by :func:`visiontl.api.load_trained`: its trained weights, classes,
+  recipe) is rebuilt by :func:`visiontl.trained.load_trained`: its trained weights, classes,
   preprocessing and recipe (so ``--data`` can score it). An ensemble brings its members
   along, measured next to it.
 * A **model id** (``timm:resnet50``) is built by its plugin with random weights (latency does
@@ -109,7 +109,7 @@ def load_targets(
 
 
 def _load_trained(label: str, path: Path, plugins: Any, input_size: tuple[int, int] | None) -> list[Target]:
-    from visiontl.api import load_trained
+    from visiontl.trained import load_trained
 
     loaded = load_trained(path, plugins)
     kind = "run" if path.is_dir() else ("recipe" if path.suffix.lower() in (".yaml", ".yml") else "checkpoint")

@@ -197,7 +197,7 @@ def _guard(field_path: str, check: Callable[[], object]) -> list[Problem]:
 
 
 def _resolve_task(recipe: Recipe, plugins: Plugins, report: PreflightReport) -> TaskAdapter | None:
-    from visiontl.api import resolve_task
+    from visiontl.trained import resolve_task
 
     try:
         return resolve_task(plugins, recipe.task)

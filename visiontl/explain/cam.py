@@ -24,12 +24,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
     from torch import nn
 
-    from visiontl.api import LoadedModel
     from visiontl.contracts import BuiltModel, Preprocessing
     from visiontl.explain.layers import TargetLayer
     from visiontl.explain.reshape import Layout
     from visiontl.explain.views import Prepared, View
     from visiontl.plugin_manager import Plugins
+    from visiontl.trained import LoadedModel
 
 
 @dataclass
@@ -179,7 +179,7 @@ class Explainer:
         score_threshold: float | None = None,
         plugins: Plugins | None = None,
     ) -> Explainer:
-        """An explainer for a model from :func:`visiontl.api.load_trained`, its target layer
+        """An explainer for a model from :func:`visiontl.trained.load_trained`, its target layer
         chosen from the layer groups its plugin describes.
 
         Args:
@@ -219,9 +219,9 @@ class Explainer:
             preprocessing: its input convention (default: ``built.preprocessing``).
             layer: a group name or module path (default: the last ``stage`` group's output).
         """
-        from visiontl.api import layer_groups
         from visiontl.explain.layers import fallback_layers, resolve_target_layer
         from visiontl.plugin_manager import get_plugins
+        from visiontl.trained import layer_groups
 
         groups = layer_groups(plugins or get_plugins(), built)
         target = resolve_target_layer(built.model, groups, layer)

@@ -121,7 +121,6 @@ def explain(
         >>> report.items[0].overlay  # doctest: +SKIP
         'runs/classification/hymenoptera/explain/bee.png'
     """
-    from visiontl.api import load_trained
     from visiontl.data.images import UnreadableImage, load_rgb
     from visiontl.errors import DataError
     from visiontl.explain.cam import Explainer, unique_path
@@ -129,6 +128,7 @@ def explain(
     from visiontl.explain.score import MaskScore, ObjectRule, add_image, expand_images, match_masks
     from visiontl.explain.views import NothingToExplain
     from visiontl.runs.layout import atomic_write_text
+    from visiontl.trained import load_trained
 
     target = Path(target)
     loaded = load_trained(target, plugins)

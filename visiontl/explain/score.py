@@ -35,9 +35,9 @@ from visiontl.errors import DataError
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
-    from visiontl.api import LoadedModel
     from visiontl.explain.cam import Explainer
     from visiontl.plugin_manager import Plugins
+    from visiontl.trained import LoadedModel
 
 #: Mask value that marks unlabelled pixels (neither object nor background).
 IGNORE_VALUE = 255
@@ -280,7 +280,7 @@ def cam_energy_in_mask(
     """The share of CAM energy inside ground-truth masks, image by image and on average.
 
     Args:
-        model_or_loaded: a run directory or checkpoint, a :class:`~visiontl.api.LoadedModel`,
+        model_or_loaded: a run directory or checkpoint, a :class:`~visiontl.trained.LoadedModel`,
             or a ready :class:`~visiontl.explain.cam.Explainer`.
         images: image files and/or folders.
         masks: a folder of masks named like the images (any image extension), or one mask
@@ -303,10 +303,10 @@ def cam_energy_in_mask(
         >>> round(s.mean_energy, 2), round(s.mean_area, 2)  # doctest: +SKIP
         (0.61, 0.21)
     """
-    from visiontl.api import LoadedModel, load_trained
     from visiontl.data.images import UnreadableImage, load_rgb
     from visiontl.explain.cam import Explainer
     from visiontl.explain.views import NothingToExplain
+    from visiontl.trained import LoadedModel, load_trained
 
     if isinstance(model_or_loaded, Explainer):
         explainer = model_or_loaded

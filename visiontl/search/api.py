@@ -143,12 +143,12 @@ def plan(*, task: str | None = None, data: str | Path | None = None, recipe: str
             folder that already holds a search.
     """
     from visiontl import env
-    from visiontl.api import resolve_task
     from visiontl.plugin_manager import get_plugins
     from visiontl.search.cost import estimate
     from visiontl.search.propose import propose
     from visiontl.search.section import search_section
     from visiontl.selection.targets import get_target
+    from visiontl.trained import resolve_task
 
     plugins = plugins or get_plugins()
     base, recipe_section = _base_recipe(task, data, recipe, overrides)
@@ -202,8 +202,8 @@ def _check_first_trial(spec: SearchSpec) -> None:
 
 def _images(spec: SearchSpec, plugins: Any, root: Path) -> dict[str, int | None]:
     """Training and validation images, from the task's own scan of the data."""
-    from visiontl.api import resolve_task
     from visiontl.search.trial import recipe_for
+    from visiontl.trained import resolve_task
 
     try:
         recipe = recipe_for(spec, 0, _first_params(spec))

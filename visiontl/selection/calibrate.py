@@ -53,9 +53,9 @@ def cache_path() -> Path:
 
 def measure_cards(cards: Sequence[ModelCard], threads: int | None = None, min_seconds: float = 1.0) -> dict[str, float]:
     """Batch-1 p50 latency (ms) of each card's model, built with random weights, here."""
-    from visiontl.api import build_model_for_card
     from visiontl.contracts import BenchmarkRequest
     from visiontl.plugin_manager import get_plugins
+    from visiontl.trained import build_model_for_card
 
     plugins = get_plugins()
     out: dict[str, float] = {}

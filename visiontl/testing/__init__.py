@@ -129,11 +129,11 @@ def check_model_contract(
     """
     import torch
 
-    from visiontl.api import resolve_task
     from visiontl.config.schema import StrategySection
     from visiontl.freeze.apply import apply_phase, is_batchnorm
     from visiontl.freeze.audit import FreezeAudit
     from visiontl.freeze.plan import build_plan
+    from visiontl.trained import resolve_task
 
     torch.manual_seed(0)
     plugins = plugins or plugins_for(plugin)

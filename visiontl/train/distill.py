@@ -44,7 +44,7 @@ class Distiller:
     @classmethod
     def from_section(cls, section: DistillSection, class_names: list[str], task: str, student: Preprocessing, device: torch.device) -> Distiller:
         """Load the teacher(s) named by a recipe's ``distill`` section."""
-        from visiontl.api import load_trained
+        from visiontl.trained import load_trained
 
         if task != "classification":
             raise ConfigError(f"distill is available for classification, not '{task}'.", fix="remove the distill section")
