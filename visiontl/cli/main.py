@@ -26,6 +26,19 @@ class VisiontlGroup(click.Group):
                 raise
             click.echo(f"visiontl: error: {exc}", err=True)
             ctx.exit(1)
+        except ModuleNotFoundError as exc:
+            # torch is an extra (a deploy-only install runs exports without it): a command
+            # that needs it says so instead of showing an import traceback.
+            if exc.name not in TORCH_MODULES or _debug(ctx):
+                raise
+            click.echo(f"visiontl: error: this command needs {exc.name}, which is not installed (a runtime-only "
+                       "install runs exported models: visiontl predict/eval EXPORT). Fix: pip install "
+                       "'visiontl[torch]' (or 'visiontl[all]')", err=True)
+            ctx.exit(1)
+
+
+#: Modules a torch-free install lacks.
+TORCH_MODULES = ("torch", "torchvision")
 
 
 def _debug(ctx: click.Context) -> bool:

@@ -17,11 +17,20 @@ from visiontl.cli.options import data_root_option, echo_json, json_option, set_o
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Folder for drawn overlays (default: <run>/predictions for tasks that draw).")
 @json_option
 def predict_command(target: Path, images: tuple[Path, ...], topk: int, score_threshold: float | None, out_dir: Path | None, as_json: bool) -> None:
-    """Predict IMAGES (files or folders) with TARGET: a run directory, checkpoint or ensemble recipe.
+    """Predict IMAGES (files or folders) with TARGET: a run directory, checkpoint, ensemble recipe,
+    or an exported model (its .export.json, or the folder holding it: run without torch).
 
     Classification prints the top-k classes; detection and segmentation also draw their
     boxes and masks onto PNGs in --out.
     """
+    from visiontl.deploy.cli import is_artefact
+
+    if is_artefact(target):  # an exported model: predicted without torch (visiontl.deploy)
+        from visiontl.deploy.cli import predict_artefact
+
+        predict_artefact(target, list(images), topk, score_threshold,
+                         out_dir or (target if target.is_dir() else target.parent) / "predictions", as_json)
+        return
     from visiontl import api
 
     if out_dir is None:
@@ -75,7 +84,8 @@ def _labels(top: list[tuple[str, float]], score: str) -> str:
 @json_option
 def eval_command(target: Path, split: str, images: Path | None, masks: Path | None, labels: Path | None, data: Path | None,
                  threads: int | None, overrides: tuple[str, ...], data_root: Path | None, as_json: bool) -> None:
-    """Evaluate TARGET (run directory, checkpoint or ensemble recipe) on its validation data.
+    """Evaluate TARGET (run directory, checkpoint or ensemble recipe) on its validation data,
+    or an exported model (its .export.json or folder: run without torch) on --images.
 
     Prints the checkpoint and exactly which images it scored (split, count, folder, labels)
     before the metrics. --split test scores the recipe's test split; --images DIR with
@@ -83,10 +93,19 @@ def eval_command(target: Path, split: str, images: Path | None, masks: Path | No
     recipe's split keys say. --data PATH (or --set data.root=...) evaluates another copy of the
     dataset with the recipe's layout.
     """
-    from visiontl import api
+    from visiontl.deploy.cli import is_artefact
     from visiontl.errors import ConfigError
 
     root = data_root.resolve() if data_root else None
+    if is_artefact(target):  # an exported model: scored without torch (visiontl.deploy)
+        from visiontl.deploy.cli import eval_artefact
+
+        if masks is not None and labels is not None:
+            raise ConfigError("--masks and --labels both given.", fix="--masks for segmentation, --labels for detection or classification")
+        eval_artefact(target, images, masks, labels, as_json)
+        return
+    from visiontl import api
+
     if masks is not None and labels is not None:
         raise ConfigError("--masks and --labels both given.", fix="--masks for segmentation, --labels for detection (COCO JSON) or classification (CSV)")
     if (masks is not None or labels is not None) and images is None:

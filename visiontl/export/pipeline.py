@@ -1,6 +1,6 @@
 """``visiontl export``: export a trained run, verify it on real images, record the result.
 
-1. Rebuild the trained model (:func:`visiontl.api.load_trained`: a run, a checkpoint, or a
+1. Rebuild the trained model (:func:`visiontl.trained.load_trained`: a run, a checkpoint, or a
    recipe the loader accepts, ensembles included).
 2. Export: the family's plugin when it answers ``visiontl_export`` (Ultralytics), otherwise
    the generic path (:func:`visiontl.export.convert.convert`). int8 is calibrated on the
@@ -113,7 +113,7 @@ def export(
     """Export a trained run or checkpoint and verify it against PyTorch on real images.
 
     Args:
-        target: a run directory or checkpoint (anything :func:`visiontl.api.load_trained` takes).
+        target: a run directory or checkpoint (anything :func:`visiontl.trained.load_trained` takes).
         fmt: ``onnx``, ``openvino`` or ``torchscript``.
         precision: ``fp32``, ``bf16`` or ``int8`` (what the format supports).
         calib: int8: a folder of calibration images (default: the run's training images).
@@ -141,11 +141,11 @@ def export(
         >>> report = export("runs/classification/hymenoptera_feature_extraction", "openvino", "int8")  # doctest: +SKIP
         >>> report.manifest.verification["delta"]  # doctest: +SKIP
     """
-    from visiontl import api, env
+    from visiontl import env, trained
     from visiontl.config.loader import apply_overrides, recipe_to_dict, validate_recipe
     from visiontl.export import images
     from visiontl.export.contracts import ExportRequest
-    from visiontl.export.manifest import write_manifest
+    from visiontl.export.manifest import inference_settings, write_manifest
     from visiontl.export.verify import compare
     from visiontl.plugin_manager import get_plugins
     from visiontl.train.precision import torch_threads
@@ -155,9 +155,9 @@ def export(
     require(spec, precision)
     plugins = plugins or get_plugins()
     target = Path(target)
-    loaded = api.load_trained(target, plugins)
+    loaded = trained.load_trained(target, plugins)
     recipe = validate_recipe(apply_overrides(recipe_to_dict(loaded.recipe), list(overrides or [])), "(stored recipe with overrides)")
-    task = api.resolve_task(plugins, loaded.task)
+    task = trained.resolve_task(plugins, loaded.task)
     root = Path(data_root) if data_root else env.data_root()
     main_file = resolve_main_file(target, Path(out) if out else None, loaded.model_id, fmt, precision, recipe.output.dir)
 
@@ -197,6 +197,9 @@ def export(
     manifest.verification = {**comparison.as_dict(), "tolerance": tolerance, "higher_is_better": higher,
                              "rule": _rule(precision, tolerance, comparison, higher),
                              "passed": not problems, "problems": problems, "runtime_settings": getattr(runtime, "settings", {})}
+    # The stored recipe with this export's --set overrides decides the runtime's pre- and
+    # post-processing (visiontl.deploy), not the file's copy of it.
+    manifest.inference = inference_settings(loaded.task, recipe)
     write_manifest(manifest, manifest_path)
     folder = manifest_path.parent
     files = [folder / f for f in manifest.files]
