@@ -391,14 +391,14 @@ def predict(
     Raises:
         DataError: no image at all in ``images`` (empty folders, no image extension).
     """
-    from visiontl.data.images import UnreadableImage, load_rgb
+    from visiontl.data.images import UnreadableImage, image_files, load_rgb, overlay_names
 
     plugins = plugins or get_plugins()
     loaded = load_trained(target, plugins)
     task = resolve_task(plugins, loaded.task)
     threshold = loaded.recipe.eval.score_threshold if score_threshold is None else score_threshold
-    files = _image_files(images)
-    overlays = _overlay_names(images, files)
+    files = image_files(images)
+    overlays = overlay_names(images, files)
     out: list[Prediction] = []
     for f in files:
         try:
@@ -417,52 +417,6 @@ def predict(
                 prediction.overlay = str(path)
         out.append(prediction)
     return out
-
-
-def _image_files(images: list[str | Path]) -> list[Path]:
-    """The files to predict: files as given, folders expanded to the images inside them."""
-    from visiontl.data.images import IMAGE_EXTENSIONS, is_image_file
-    from visiontl.errors import DataError
-
-    files: list[Path] = []
-    empty: list[str] = []
-    for item in images:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.is_file() and is_image_file(q))
-            if not found:
-                empty.append(str(p))
-            files += found
-        else:
-            files.append(p)
-    if not files:
-        raise DataError(
-            f"No image to predict in {', '.join(repr(e) for e in empty) or 'the arguments'}: "
-            f"folders are searched for files ending in {', '.join(sorted(IMAGE_EXTENSIONS))} (any case; hidden files are skipped).",
-            fix="pass image files, or folders that hold some",
-        )
-    for folder in empty:
-        log.warning(f"no image in folder {folder}")
-    return files
-
-
-def _overlay_names(images: list[str | Path], files: list[Path]) -> dict[Path, Path]:
-    """Each file's overlay path under the output folder: its path relative to the common
-    folder of the inputs, with ``.png`` appended to its full name (so ``x.jpg`` and
-    ``x.png``, or ``a/y.png`` and ``b/y.png``, get different overlays)."""
-    import os
-
-    roots = [os.path.abspath(p if Path(p).is_dir() else Path(p).parent) for p in images]
-    try:
-        base: str | None = os.path.commonpath(roots) if roots else None
-    except ValueError:  # different drives (Windows)
-        base = None
-    names: dict[Path, Path] = {}
-    for f in files:
-        absolute = os.path.abspath(f)
-        rel = Path(os.path.relpath(absolute, base)) if base else Path(*Path(absolute).parts[1:])
-        names[f] = rel.parent / f"{rel.name}.png"
-    return names
 
 
 def evaluate(

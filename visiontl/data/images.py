@@ -7,6 +7,7 @@ unreadable one raises :class:`UnreadableImage` with the reason, for the caller t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +109,54 @@ def probe_image(path: Path) -> str | None:
         return f"corrupt image: {exc}"
     except ImportError as exc:  # a third-party Image.open wrapper without its optional decoder
         return f"not a recognised image format ({exc})"
+
+
+def image_files(images: Sequence[str | Path]) -> list[Path]:
+    """The files to predict: files as given, folders expanded to the images inside them
+    (sorted; a folder without any is named in a warning).
+
+    Raises:
+        DataError: no image at all.
+    """
+    from visiontl import log
+    from visiontl.errors import DataError
+
+    files: list[Path] = []
+    empty: list[str] = []
+    for item in images:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*") if q.is_file() and is_image_file(q))
+            if not found:
+                empty.append(str(p))
+            files += found
+        else:
+            files.append(p)
+    if not files:
+        raise DataError(
+            f"No image to predict in {', '.join(repr(e) for e in empty) or 'the arguments'}: "
+            f"folders are searched for files ending in {', '.join(sorted(IMAGE_EXTENSIONS))} (any case; hidden files are skipped).",
+            fix="pass image files, or folders that hold some",
+        )
+    for folder in empty:
+        log.warning(f"no image in folder {folder}")
+    return files
+
+
+def overlay_names(images: Sequence[str | Path], files: list[Path]) -> dict[Path, Path]:
+    """Each file's overlay path under the output folder: its path relative to the common
+    folder of the inputs, with ``.png`` appended to its full name (so ``x.jpg`` and
+    ``x.png``, or ``a/y.png`` and ``b/y.png``, get different overlays)."""
+    import os
+
+    roots = [os.path.abspath(p if Path(p).is_dir() else Path(p).parent) for p in images]
+    try:
+        base: str | None = os.path.commonpath(roots) if roots else None
+    except ValueError:  # different drives (Windows)
+        base = None
+    names: dict[Path, Path] = {}
+    for f in files:
+        absolute = os.path.abspath(f)
+        rel = Path(os.path.relpath(absolute, base)) if base else Path(*Path(absolute).parts[1:])
+        names[f] = rel.parent / f"{rel.name}.png"
+    return names

@@ -12,7 +12,6 @@ main file, or a folder of exports) they call these functions, which use only
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,42 +35,6 @@ def _echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, default=str))
 
 
-def image_files(images: Sequence[str | Path]) -> list[Path]:
-    """Files as given, folders expanded to the images inside them (sorted), as ``visiontl predict``.
-
-    Raises:
-        DeployError: no image at all.
-    """
-    from visiontl.data.images import IMAGE_EXTENSIONS, is_image_file
-    from visiontl.deploy.errors import DeployError
-
-    files: list[Path] = []
-    for item in images:
-        p = Path(item)
-        files += sorted(q for q in p.rglob("*") if q.is_file() and is_image_file(q)) if p.is_dir() else [p]
-    if not files:
-        raise DeployError(f"No image to predict in {', '.join(repr(str(i)) for i in images) or 'the arguments'}: folders are "
-                          f"searched for files ending in {', '.join(sorted(IMAGE_EXTENSIONS))} (any case; hidden files are skipped).",
-                          fix="pass image files, or folders that hold some")
-    return files
-
-
-def _overlay_names(images: Sequence[str | Path], files: list[Path]) -> dict[Path, Path]:
-    """Each file's overlay under the output folder: its path relative to the inputs' common
-    folder with ``.png`` appended (``a/y.jpg`` -> ``a/y.jpg.png``), as for a run."""
-    roots = [os.path.abspath(p if Path(p).is_dir() else Path(p).parent) for p in images]
-    try:
-        base: str | None = os.path.commonpath(roots) if roots else None
-    except ValueError:  # different drives (Windows)
-        base = None
-    names: dict[Path, Path] = {}
-    for f in files:
-        absolute = os.path.abspath(f)
-        rel = Path(os.path.relpath(absolute, base)) if base else Path(*Path(absolute).parts[1:])
-        names[f] = rel.parent / f"{rel.name}.png"
-    return names
-
-
 def predict_artefact(path: str | Path, images: Sequence[str | Path], topk: int = 3, score_threshold: float | None = None,
                      out_dir: str | Path | None = None, as_json: bool = False, *, fmt: str | None = None,
                      precision: str | None = None) -> None:
@@ -89,14 +52,14 @@ def predict_artefact(path: str | Path, images: Sequence[str | Path], topk: int =
     Raises:
         DeployError: the artefact cannot be loaded, no image given, or none could be read.
     """
-    from visiontl.data.images import UnreadableImage, load_rgb
+    from visiontl.data.images import UnreadableImage, image_files, load_rgb, overlay_names
     from visiontl.deploy.errors import DeployError
     from visiontl.deploy.loader import load
     from visiontl.deploy.overlay import draw
 
     predictor = load(path, format=fmt, precision=precision)
     files = image_files(images)
-    overlays = _overlay_names(images, files)
+    overlays = overlay_names(images, files)
     rows: list[dict[str, Any]] = []
     for f in files:
         row: dict[str, Any] = {"path": str(f), "top": [], "details": {}, "overlay": None, "error": None}
